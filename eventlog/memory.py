@@ -1,0 +1,149 @@
+"""An in-memory Store: every log lives in process memory (tests, scratch clusters)."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+from eventlog.errors import UnknownLogError
+from eventlog.events import Event, Transaction, TransactionInfo
+from eventlog.hlc import Timestamp
+from eventlog.recorder import CheckpointRef, Lineage
+from eventlog.rows import log_rows
+
+
+class MemoryRecorder:
+    """One database's log in memory; a fork keeps a reference to its source, capped in time."""
+
+    def __init__(
+        self,
+        log_id: str,
+        parent: MemoryRecorder | None = None,
+        until: int | None = None,
+    ) -> None:
+        self._log_id = log_id
+        self._parent = parent
+        self._until = until
+        self._own: list[Transaction] = []
+        self._checkpoints: list[CheckpointRef] = []
+        self._lock = threading.Lock()
+        if parent is not None and until is not None:
+            inherited = [t for t in parent._all() if t.ts.physical <= until]
+            self._inherited = inherited
+            self._inherited_checkpoints = [
+                c for c in parent.checkpoints() if c.ts.physical <= until
+            ]
+        else:
+            self._inherited = []
+            self._inherited_checkpoints = []
+
+    @property
+    def log_id(self) -> str:
+        return self._log_id
+
+    @property
+    def lineage(self) -> tuple[Lineage, ...]:
+        if self._parent is None or self._until is None:
+            return ()
+        return (Lineage(self._parent.log_id, self._until), *self._parent.lineage)
+
+    def _all(self) -> list[Transaction]:
+        with self._lock:
+            return [*self._inherited, *self._own]
+
+    def head(self) -> TransactionInfo | None:
+        txns = self._all()
+        return txns[-1].info if txns else None
+
+    def append(
+        self, events: Sequence[Event], *, ts: Timestamp, sql: str | None = None
+    ) -> Transaction:
+        with self._lock:
+            last = (self._own or self._inherited or [None])[-1]
+            txn_id = 1 if last is None else last.txn_id + 1
+            txn = Transaction(txn_id, ts, tuple(events), sql)
+            self._own.append(txn)
+            return txn
+
+    def transactions(
+        self, *, after_txn: int = 0, until: int | None = None, with_rows: bool = True
+    ) -> Iterator[Transaction]:
+        for txn in self._all():
+            if txn.txn_id <= after_txn:
+                continue
+            if until is not None and txn.ts.physical > until:
+                break
+            yield txn
+
+    def rows(
+        self, table_id: int, version: int, *, after_txn: int = 0, until: int | None = None
+    ) -> pa.Table | None:
+        return log_rows(self.transactions(after_txn=after_txn, until=until), table_id, version)
+
+    def seal(self) -> None:
+        return None
+
+    def add_checkpoint(self, ref: CheckpointRef) -> None:
+        with self._lock:
+            self._checkpoints.append(ref)
+
+    def checkpoints(self, *, until: int | None = None) -> list[CheckpointRef]:
+        with self._lock:
+            refs = [*self._inherited_checkpoints, *self._checkpoints]
+        return [c for c in refs if until is None or c.ts.physical <= until]
+
+    def close(self) -> None:
+        return None
+
+
+class MemoryStore:
+    """A Store whose logs live in memory; shared files go to a temporary directory."""
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="asof-mem-")
+        self._logs: dict[str, MemoryRecorder] = {}
+
+    @property
+    def root(self) -> Path:
+        return Path(self._tmp.name)
+
+    def create(self, log_id: str) -> MemoryRecorder:
+        rec = MemoryRecorder(log_id)
+        self._logs[log_id] = rec
+        return rec
+
+    def open(self, log_id: str) -> MemoryRecorder:
+        try:
+            return self._logs[log_id]
+        except KeyError:
+            raise UnknownLogError(f"no log {log_id!r}") from None
+
+    def exists(self, log_id: str) -> bool:
+        return log_id in self._logs
+
+    def fork(self, source_id: str, target_id: str, *, until: int) -> MemoryRecorder:
+        rec = MemoryRecorder(target_id, self.open(source_id), until)
+        self._logs[target_id] = rec
+        return rec
+
+    def drop(self, log_id: str) -> None:
+        self._logs.pop(log_id, None)
+
+    def new_file_path(self, kind: str, suffix: str) -> Path:
+        folder = self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{uuid.uuid4().hex}{suffix}"
+
+    def resolve(self, relative: str) -> Path:
+        return self.root / relative
+
+    def relative(self, path: Path) -> str:
+        return str(Path(path).relative_to(self.root))
+
+    def close(self) -> None:
+        self._tmp.cleanup()
