@@ -1,0 +1,1 @@
+"""The cluster catalog: databases, their lineage, clone operations, retention and schedules."""

@@ -1,0 +1,208 @@
+"""Apply events to a DuckDB projection: the one place that knows what each kind means."""
+
+from __future__ import annotations
+
+import itertools
+
+import duckdb
+import pyarrow as pa
+
+from eventlog.events import LOG_ROW_META, ROW_META, Event, RowOp, TransactionInfo
+from projections import kinds
+from projections.naming import (
+    ROW_ID,
+    ROW_ID_SEQUENCE,
+    STATE_TABLE,
+    STORAGE_SCHEMA,
+    TABLES_TABLE,
+    quote_ident,
+    first_row,
+    quote_literal,
+    storage_table,
+    user_view,
+)
+
+_META = frozenset(LOG_ROW_META) | frozenset(ROW_META)
+_batch_names = (f"_asof_batch_{i}" for i in itertools.count())
+
+
+def bootstrap(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the internal schema of an empty projection."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {STORAGE_SCHEMA}")
+    con.execute(f"CREATE SEQUENCE IF NOT EXISTS {ROW_ID_SEQUENCE}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (applied_txn BIGINT, applied_ts BIGINT, "
+        "applied_logical BIGINT, next_table_id BIGINT)"
+    )
+    if con.execute(f"SELECT count(*) FROM {STATE_TABLE}").fetchall()[0][0] == 0:
+        con.execute(f"INSERT INTO {STATE_TABLE} VALUES (0, 0, 0, 1)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {TABLES_TABLE} (table_id BIGINT, name VARCHAR, "
+        "version INTEGER, kind VARCHAR, definition VARCHAR)"
+    )
+
+
+def applied(con: duckdb.DuckDBPyConnection) -> TransactionInfo | None:
+    """The last transaction this projection holds, or None for an empty one."""
+    from eventlog.hlc import Timestamp
+
+    txn, ts, logical = first_row(
+        con, f"SELECT applied_txn, applied_ts, applied_logical FROM {STATE_TABLE}"
+    )
+    return None if txn == 0 else TransactionInfo(txn, Timestamp(ts, logical))
+
+
+def set_applied(con: duckdb.DuckDBPyConnection, info: TransactionInfo) -> None:
+    con.execute(
+        f"UPDATE {STATE_TABLE} SET applied_txn = ?, applied_ts = ?, applied_logical = ?",
+        [info.txn_id, info.ts.physical, info.ts.logical],
+    )
+
+
+def next_table_id(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute(f"SELECT next_table_id FROM {STATE_TABLE}").fetchall()[0][0]
+
+
+def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
+    """Apply one event; the caller owns the surrounding DuckDB transaction."""
+    kind = event.kind
+    data = event.data
+    if kind == kinds.ROWS:
+        if event.rows is not None:
+            apply_rows(con, event.table_id, event.rows)
+    elif kind == kinds.TRUNCATE:
+        con.execute(f"DELETE FROM {storage_table(event.table_id)}")
+    elif kind == kinds.CREATE_TABLE:
+        _create_table(con, event)
+    elif kind == kinds.DROP_TABLE:
+        _drop_view(con, data["name"])
+        con.execute(f"DROP TABLE IF EXISTS {storage_table(event.table_id)}")
+        con.execute(f"DELETE FROM {TABLES_TABLE} WHERE table_id = ?", [event.table_id])
+    elif kind == kinds.RENAME_TABLE:
+        _drop_view(con, data["old"])
+        _create_view(con, data["new"], event.table_id)
+        con.execute(
+            f"UPDATE {TABLES_TABLE} SET name = ? WHERE table_id = ?", [data["new"], event.table_id]
+        )
+    elif kind == kinds.ALTER_TABLE:
+        con.execute(data["sql"])
+        set_table_version(con, event.table_id, event.version)
+    elif kind == kinds.DDL:
+        con.execute(data["sql"])
+    elif kind == kinds.SEQUENCE_VALUE:
+        advance_sequence(con, data["name"], data["last_value"])
+    elif kind == kinds.MATVIEW_REFRESH:
+        con.execute(f"DELETE FROM {storage_table(event.table_id)}")
+    else:
+        raise ValueError(f"unknown event kind {kind!r}")
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, event: Event) -> None:
+    con.execute(event.data["ddl"])
+    register_table(con, event)
+
+
+def register_table(con: duckdb.DuckDBPyConnection, event: Event) -> None:
+    """Record a storage table that already exists and give it its user-facing view."""
+    data = event.data
+    con.execute(
+        f"INSERT INTO {TABLES_TABLE} VALUES (?, ?, ?, ?, ?)",
+        [event.table_id, data["name"], event.version, data.get("table_kind", "table"),
+         data.get("definition")],
+    )
+    con.execute(
+        f"UPDATE {STATE_TABLE} SET next_table_id = greatest(next_table_id, ?)",
+        [event.table_id + 1],
+    )
+    if not data.get("hidden"):
+        _create_view(con, data["name"], event.table_id)
+
+
+def set_table_version(con: duckdb.DuckDBPyConnection, table_id: int, version: int) -> None:
+    con.execute(f"UPDATE {TABLES_TABLE} SET version = ? WHERE table_id = ?", [version, table_id])
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, name: str, table_id: int) -> None:
+    con.execute(
+        f"CREATE VIEW {user_view(name)} AS SELECT * EXCLUDE ({ROW_ID}) "
+        f"FROM {storage_table(table_id)}"
+    )
+
+
+def _drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"DROP VIEW IF EXISTS {user_view(name)}")
+
+
+def apply_rows(con: duckdb.DuckDBPyConnection, table_id: int, rows: pa.Table) -> None:
+    """Apply row images in which each row id appears at most once."""
+    if rows.num_rows == 0:
+        return
+    target = storage_table(table_id)
+    columns = [c for c in rows.column_names if c not in _META]
+    col_list = ", ".join(quote_ident(c) for c in [*columns, ROW_ID])
+    name = next(_batch_names)
+    con.register(name, rows)
+    try:
+        ops = rows.column("_op")
+        if _has_non_insert(ops):
+            con.execute(
+                f"DELETE FROM {target} WHERE {ROW_ID} IN "
+                f"(SELECT _rid FROM {name} WHERE _op <> {RowOp.INSERT})"
+            )
+        con.execute(
+            f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM {name} "
+            f"WHERE _op <> {RowOp.DELETE}"
+        )
+    finally:
+        con.unregister(name)
+
+
+def _has_non_insert(ops: pa.ChunkedArray) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.not_equal(ops, RowOp.INSERT)).as_py())
+
+
+def advance_sequence(con: duckdb.DuckDBPyConnection, name: str, last_value: int) -> None:
+    """Move a sequence forward until its last value is `last_value` (sequences only go up)."""
+    row = first_row(
+        con,
+        "SELECT last_value, start_value, increment_by FROM duckdb_sequences() "
+        "WHERE database_name = current_database() "
+        "AND lower(schema_name) = lower(?) AND lower(sequence_name) = lower(?)",
+        _split_name(name),
+    )
+    if row is None:
+        return
+    current, start, step = row
+    if current is None:
+        steps = (last_value - start) // step + 1
+    else:
+        steps = (last_value - current) // step
+    if steps > 0:
+        con.execute(f"SELECT max(nextval({quote_literal(name)})) FROM range(?)", [steps])
+
+
+def _split_name(name: str) -> list[str]:
+    schema, _, seq = name.rpartition(".")
+    return [schema or "main", seq]
+
+
+def advance_row_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """After replaying explicit row ids, make the row id sequence continue past all of them."""
+    ids = [r[0] for r in con.execute(f"SELECT table_id FROM {TABLES_TABLE}").fetchall()]
+    if not ids:
+        return
+    parts = " UNION ALL ".join(f"SELECT max({ROW_ID}) AS m FROM {storage_table(i)}" for i in ids)
+    top = con.execute(f"SELECT max(m) FROM ({parts})").fetchall()[0][0]
+    if top is not None:
+        advance_sequence(con, ROW_ID_SEQUENCE, top)
+
+
+def sequence_values(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
+    """Last values of the user's sequences (the row id sequence is derived, not logged)."""
+    rows = con.execute(
+        "SELECT sequence_name, last_value FROM duckdb_sequences() "
+        "WHERE schema_name = 'main' AND database_name = current_database()"
+    ).fetchall()
+    return dict(rows)

@@ -1,0 +1,86 @@
+"""Checkpoints: immutable DuckDB files holding a database's whole projected state at one
+transaction. State at T = nearest checkpoint C <= T plus the events in (C, T]."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import duckdb
+
+from eventlog.recorder import CheckpointRef, Recorder, Store
+from projections.apply import applied
+from projections.naming import quote_ident, quote_literal
+
+_ALIAS = "_asof_checkpoint"
+
+
+def write_checkpoint(
+    con: duckdb.DuckDBPyConnection, store: Store, recorder: Recorder
+) -> CheckpointRef | None:
+    """Copy the projection behind `con` into a new checkpoint file and register it.
+
+    `con` must be a cursor with no open transaction; the copy reads one consistent snapshot.
+    Returns None when the projection is empty or already checkpointed at its last txn.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        info = applied(con)
+        existing = recorder.checkpoints()
+        if info is None or (existing and existing[-1].txn_id >= info.txn_id):
+            con.execute("ROLLBACK")
+            return None
+        path = store.new_file_path("checkpoints", ".duckdb")
+        source = con.execute("SELECT current_database()").fetchall()[0][0]
+        con.execute(f"ATTACH {quote_literal(str(path))} AS {_ALIAS}")
+        try:
+            con.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {_ALIAS}")
+        finally:
+            con.execute("COMMIT")
+            con.execute(f"DETACH {_ALIAS}")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+    size, checksum = _fsync_and_checksum(path)
+    ref = CheckpointRef(store.relative(path), info.txn_id, info.ts, size, checksum)
+    recorder.add_checkpoint(ref)
+    return ref
+
+
+def _fsync_and_checksum(path: Path) -> tuple[int, int]:
+    crc = 0
+    size = 0
+    with open(path, "rb+") as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+        os.fsync(fh.fileno())
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return size, crc
+
+
+def verify_checkpoint(store: Store, ref: CheckpointRef) -> str | None:
+    """A description of what is wrong with a checkpoint file, or None when it is intact."""
+    path = store.resolve(ref.path)
+    if not path.exists():
+        return f"checkpoint {ref.path} is missing"
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    if crc != ref.checksum:
+        return f"checkpoint {ref.path} fails its checksum"
+    return None
+
+
+def nearest_checkpoint(recorder: Recorder, until: int | None) -> CheckpointRef | None:
+    refs = recorder.checkpoints(until=until)
+    return refs[-1] if refs else None

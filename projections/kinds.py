@@ -1,0 +1,69 @@
+"""The event kinds the projections write and fold, with small constructors.
+
+Values, never statements, for anything that touches rows: `rows` events carry full row
+images. DDL events carry the SQL that recreates the object (already rewritten to storage
+names) and, for tables, the resulting schema, so replay is exact.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from eventlog.events import Event
+
+ROWS = "rows"
+TRUNCATE = "truncate"
+CREATE_TABLE = "create_table"
+DROP_TABLE = "drop_table"
+RENAME_TABLE = "rename_table"
+ALTER_TABLE = "alter_table"
+DDL = "ddl"  # views, sequences, indexes, macros: data = {"object", "name", "action", "sql"}
+SEQUENCE_VALUE = "sequence_value"  # data = {"name", "last_value"}
+MATVIEW_REFRESH = "matview_refresh"  # data = {"name"}; rows of its backing table follow
+
+#: Kinds that change no rows and no schema of any table (replay may apply them in any
+#: order relative to row events of tables).
+TABLE_BARRIERS = frozenset({TRUNCATE, CREATE_TABLE, DROP_TABLE, RENAME_TABLE, ALTER_TABLE})
+
+
+def rows_event(table_id: int, version: int, rows: pa.Table) -> Event:
+    return Event(ROWS, table_id, version, {}, rows)
+
+
+def create_table(
+    table_id: int,
+    name: str,
+    ddl: str,
+    *,
+    table_kind: str = "table",
+    definition: str | None = None,
+    hidden: bool = False,
+) -> Event:
+    data = {"name": name, "ddl": ddl, "table_kind": table_kind, "hidden": hidden}
+    if definition is not None:
+        data["definition"] = definition
+    return Event(CREATE_TABLE, table_id, 1, data)
+
+
+def drop_table(table_id: int, name: str) -> Event:
+    return Event(DROP_TABLE, table_id, 0, {"name": name})
+
+
+def rename_table(table_id: int, old: str, new: str) -> Event:
+    return Event(RENAME_TABLE, table_id, 0, {"old": old, "new": new})
+
+
+def alter_table(table_id: int, version: int, sql: str, ddl: str) -> Event:
+    return Event(ALTER_TABLE, table_id, version, {"sql": sql, "ddl": ddl})
+
+
+def truncate(table_id: int, version: int) -> Event:
+    return Event(TRUNCATE, table_id, version, {})
+
+
+def ddl(obj: str, name: str, action: str, sql: str) -> Event:
+    return Event(DDL, None, 0, {"object": obj, "name": name, "action": action, "sql": sql})
+
+
+def sequence_value(name: str, last_value: int) -> Event:
+    return Event(SEQUENCE_VALUE, None, 0, {"name": name, "last_value": int(last_value)})

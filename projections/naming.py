@@ -1,0 +1,36 @@
+"""How projection objects are named inside DuckDB.
+
+User tables are views in `main` over storage tables `_asof.t<table id>` that carry a hidden
+`_rid` column; the storage name follows the stable table id, so renames touch only the view.
+"""
+
+from __future__ import annotations
+
+STORAGE_SCHEMA = "_asof"
+ROW_ID = "_rid"
+ROW_ID_SEQUENCE = f"{STORAGE_SCHEMA}.rid"
+STATE_TABLE = f"{STORAGE_SCHEMA}.state"
+TABLES_TABLE = f"{STORAGE_SCHEMA}.tables"
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier literal for any name, quotes and all."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def storage_table(table_id: int) -> str:
+    return f"{STORAGE_SCHEMA}.t{int(table_id)}"
+
+
+def user_view(name: str) -> str:
+    return f"main.{quote_ident(name)}"
+
+
+def first_row(cursor, sql: str, params=None) -> tuple | None:
+    """The first row of a query, consuming the whole result (DuckDB wants results finished)."""
+    rows = cursor.execute(sql, params).fetchall() if params is not None else cursor.execute(sql).fetchall()
+    return rows[0] if rows else None

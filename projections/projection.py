@@ -1,0 +1,121 @@
+"""The live projection of one database: its current state in a DuckDB file.
+
+It remembers the last transaction it applied; on open it catches up from the log only as far
+as needed, and if its file is gone it is rebuilt from the nearest checkpoint plus the log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from eventlog.events import TransactionInfo
+from eventlog.recorder import Recorder, Store
+from projections.apply import applied, bootstrap
+from projections.checkpoint import nearest_checkpoint
+from projections.naming import quote_literal
+from projections.replay import replay
+
+_BASE_ALIAS = "_asof_base"
+
+
+def connect(
+    path: Path | None,
+    store: Store,
+    *,
+    allow_external_access: bool = False,
+    read_only: bool = False,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can reach only the cluster's own checkpoint files, unless
+    external access was allowed when the cluster was opened."""
+    config: dict[str, object] = {"python_enable_replacements": False}
+    con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only, config=config)
+    if not allow_external_access:
+        checkpoints = store.root / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET allowed_directories = [{quote_literal(str(checkpoints))}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    return con
+
+
+def load_base(
+    con: duckdb.DuckDBPyConnection, store: Store, recorder: Recorder, until: int | None
+) -> TransactionInfo | None:
+    """Fill an empty DuckDB database from the nearest checkpoint at or before `until`."""
+    ref = nearest_checkpoint(recorder, until)
+    if ref is None:
+        bootstrap(con)
+        return None
+    path = store.resolve(ref.path)
+    target = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute(f"ATTACH {quote_literal(str(path))} AS {_BASE_ALIAS} (READ_ONLY)")
+    try:
+        con.execute(f'COPY FROM DATABASE {_BASE_ALIAS} TO "{target}"')
+    finally:
+        con.execute(f"DETACH {_BASE_ALIAS}")
+    return applied(con)
+
+
+class Projection:
+    """A database's current state, kept in step with its log."""
+
+    def __init__(
+        self,
+        path: Path,
+        store: Store,
+        recorder: Recorder,
+        *,
+        allow_external_access: bool = False,
+    ) -> None:
+        self.path = path
+        self.store = store
+        self.recorder = recorder
+        fresh = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = connect(path, store, allow_external_access=allow_external_access)
+        try:
+            if fresh:
+                self._rebuild()
+            else:
+                self.catch_up()
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _rebuild(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            base = load_base(self.con, self.store, self.recorder, None)
+            replay(self.con, self.recorder, after_txn=base.txn_id if base else 0)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def applied(self) -> TransactionInfo | None:
+        return applied(self.con.cursor())
+
+    def catch_up(self) -> TransactionInfo | None:
+        """Apply whatever the log holds beyond what this projection has applied."""
+        cur = self.con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            info = applied(cur)
+            head = self.recorder.head()
+            if head is not None and (info is None or head.txn_id > info.txn_id):
+                replay(cur, self.recorder, after_txn=info.txn_id if info else 0)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+        return self.applied()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.con.cursor()
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,148 @@
+"""Rewrite INSERT / UPDATE / DELETE / TRUNCATE so their row changes can be captured.
+
+Only the target is touched: it becomes the storage table (aliased to the name the user wrote,
+so qualified column references still resolve) and the statement gains `RETURNING *`, which
+yields the full new image of every changed row, hidden row id included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from projections.naming import ROW_ID, quote_ident, storage_table
+from queryapi.errors import ProgrammingError
+from queryapi.statements import (
+    Name,
+    Statement,
+    find_kw,
+    matching_paren,
+    read_name,
+    skip_words,
+    unquote,
+)
+
+
+@attrs.frozen
+class TableInfo:
+    """What the SQL front needs to know of one user table."""
+
+    table_id: int
+    name: str
+    version: int
+    kind: str  # "table" or "matview"
+    columns: tuple[str, ...]  # the user's columns in storage order, the row id excluded
+
+
+@attrs.frozen
+class DmlPlan:
+    table: TableInfo
+    verb: str  # INSERT, UPDATE, DELETE, TRUNCATE
+    sql: str
+    capture: str  # "returning": rows come back; "readback": read new row ids; "truncate"
+    user_returning: bool = False
+
+
+Lookup = Callable[[Name], TableInfo]
+
+_QUERY_STARTS = {"SELECT", "WITH", "VALUES", "FROM", "TABLE", "("}
+
+
+def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
+    toks = stmt.tokens
+    _refuse_row_id(stmt)
+    if toks[0].upper == "TRUNCATE":
+        name, _ = read_name(toks, skip_words(toks, 1, "TABLE"))
+        table = _writable(lookup(name))
+        return DmlPlan(table, "TRUNCATE", f"DELETE FROM {storage_table(table.table_id)}", "truncate")
+    vi = find_kw(toks, {"INSERT", "UPDATE", "DELETE"})
+    if vi is None:
+        raise ProgrammingError("could not find the statement's INSERT, UPDATE or DELETE")
+    verb = toks[vi].upper
+    conflict = False
+    if verb == "INSERT":
+        i = vi + 1
+        if toks[i].upper == "OR":
+            conflict = True
+            i += 2
+        if i >= len(toks) or toks[i].upper != "INTO":
+            raise ProgrammingError("expected INTO after INSERT; check the SQL syntax")
+        name, j = read_name(toks, i + 1)
+    elif verb == "UPDATE":
+        name, j = read_name(toks, vi + 1)
+    else:
+        if vi + 1 >= len(toks) or toks[vi + 1].upper != "FROM":
+            raise ProgrammingError("expected FROM after DELETE; check the SQL syntax")
+        name, j = read_name(toks, vi + 2)
+    table = _writable(lookup(name))
+
+    has_alias = False
+    if j < len(toks) and toks[j].upper == "AS":
+        has_alias = True
+        j += 2
+    elif verb != "INSERT" and j < len(toks) and toks[j].kind == "identifier":
+        has_alias = True
+        j += 1
+    target = storage_table(table.table_id)
+    if not has_alias:
+        target += f" AS {quote_ident(name.name)}"
+    edits: list[tuple[int, int, str]] = [(name.start, name.end, target)]
+
+    if verb == "INSERT":
+        at = _positional_insert_at(stmt, j)
+        if at is not None:
+            cols = ", ".join(quote_ident(c) for c in table.columns)
+            edits.append((at, at, f" ({cols}) "))
+        on = find_kw(toks, {"ON"}, j)
+        if on is not None and on + 1 < len(toks) and toks[on + 1].upper == "CONFLICT":
+            conflict = True
+
+    ret = find_kw(toks, {"RETURNING"}, j)
+    if ret is not None:
+        edits.append((toks[ret].start, toks[ret].end, "RETURNING *, "))
+        capture, user_returning = "returning", True
+    elif verb == "INSERT" and not conflict:
+        capture, user_returning = "readback", False
+    else:
+        edits.append((len(stmt.sql), len(stmt.sql), " RETURNING *"))
+        capture, user_returning = "returning", False
+    return DmlPlan(table, verb, _apply_edits(stmt.sql, edits), capture, user_returning)
+
+
+def _positional_insert_at(stmt: Statement, j: int) -> int | None:
+    """Where to add an explicit column list, or None when the statement names its columns."""
+    toks = stmt.tokens
+    if j >= len(toks):
+        return len(stmt.sql)
+    if toks[j].text == "(":
+        inner = toks[j + 1].upper if j + 1 < len(toks) else ""
+        if inner not in _QUERY_STARTS:
+            matching_paren(toks, j)
+            return None
+        return toks[j].start
+    if toks[j].upper in ("BY", "DEFAULT"):
+        return None
+    return toks[j].start
+
+
+def _apply_edits(sql: str, edits: list[tuple[int, int, str]]) -> str:
+    out = sql
+    for start, end, text in sorted(edits, key=lambda e: e[0], reverse=True):
+        out = out[:start] + text + out[end:]
+    return out
+
+
+def _writable(table: TableInfo) -> TableInfo:
+    if table.kind == "matview":
+        raise ProgrammingError(
+            f"{table.name!r} is a materialized view; change its source tables and run "
+            f"REFRESH MATERIALIZED VIEW {table.name}"
+        )
+    return table
+
+
+def _refuse_row_id(stmt: Statement) -> None:
+    for t in stmt.tokens:
+        if t.kind == "identifier" and unquote(t.text).lower() == ROW_ID:
+            raise ProgrammingError(f"the column name {ROW_ID} is reserved by asof; rename it")

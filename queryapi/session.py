@@ -1,0 +1,374 @@
+"""A session runs a user's statements against one database and turns writes into events.
+
+Writes are serialised per database: a write transaction holds the database's write lock from
+its first write (or its BEGIN) until COMMIT or ROLLBACK, so transactions are serializable and
+a commit never conflicts. Readers never take the lock; DuckDB gives them a snapshot. Nothing
+becomes visible in the projection before its transaction is durable in the log.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from eventlog.errors import LogError
+from eventlog.events import Event, RowOp
+from projections import kinds
+from projections.apply import apply_event, sequence_values, set_applied
+from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
+from queryapi import ddl
+from queryapi.dml import DmlPlan, TableInfo, plan_dml
+from queryapi.errors import (
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    ReadOnlyError,
+)
+from queryapi.result import Result
+from queryapi.statements import Name, Statement, split
+from queryapi.translate import translate
+
+if TYPE_CHECKING:
+    from queryapi.runtime import DatabaseRuntime
+
+READ_TYPES = {"SELECT", "EXPLAIN"}
+WRITE_TYPES = {"INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER"}
+MATVIEW_TYPES = {"CREATE_MATVIEW", "REFRESH_MATVIEW", "DROP_MATVIEW"}
+EXTERNAL_TYPES = {"ATTACH", "DETACH", "COPY", "EXPORT", "LOAD", "SET", "PRAGMA", "CALL"}
+HARMLESS_TYPES = {"VACUUM", "ANALYZE"}
+
+
+class Session:
+    """One connection's worth of state: its cursor and its open transaction, if any."""
+
+    def __init__(self, runtime: DatabaseRuntime) -> None:
+        self.rt = runtime
+        self.cur = runtime.projection.cursor()
+        self._lock = threading.RLock()
+        self._explicit = False
+        self._holding = False
+        self._events: list[Event] = []
+        self._sql: list[str] = []
+        self._seq_before: dict[str, int | None] = {}
+
+    # ----------------------------------------------------------------- public
+    def execute(self, sql: str, params: Any = None) -> Result:
+        if not isinstance(sql, str):
+            raise ProgrammingError("SQL must be a string")
+        with self._lock:
+            stmts = split(sql)
+            if not stmts:
+                raise ProgrammingError("no SQL statement given; pass at least one statement")
+            if params is not None and len(stmts) > 1:
+                raise ProgrammingError(
+                    "parameters can be passed with a single statement only; split the string"
+                )
+            result = Result.empty()
+            for st in stmts:
+                result = self._run(st, params)
+            return result
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._explicit
+
+    def close(self) -> None:
+        with self._lock:
+            if self._holding:
+                self._abort()
+            self._explicit = False
+            try:
+                self.cur.close()
+            except duckdb.Error:
+                pass
+
+    # ------------------------------------------------------------- dispatch
+    def _run(self, st: Statement, params: Any) -> Result:
+        if st.type == "TRANSACTION":
+            return self._transaction_control(st)
+        if st.type in READ_TYPES and not self._calls_nextval(st):
+            return self._read(st, params)
+        self._check_allowed(st)
+        autocommit = not self._explicit
+        if autocommit:
+            self._begin()
+        try:
+            result = self._write(st, params)
+            self._sql.append(st.sql)
+        except BaseException as exc:
+            self._abort()
+            self._explicit = False
+            raise translate(exc, rolled_back=not autocommit) from None
+        if autocommit:
+            self._commit()
+        return result
+
+    def _check_allowed(self, st: Statement) -> None:
+        if st.type in WRITE_TYPES or st.type in MATVIEW_TYPES or st.type in READ_TYPES:
+            return
+        if st.type in HARMLESS_TYPES:
+            return
+        if st.type in EXTERNAL_TYPES and self.rt.allow_external_access:
+            if st.type == "COPY" and _copies_into_table(st):
+                raise NotSupportedError(
+                    "COPY ... FROM would change a table without going through the log; use "
+                    "INSERT INTO t SELECT * FROM read_csv('file')"
+                )
+            return
+        if st.type in EXTERNAL_TYPES:
+            raise NotSupportedError(
+                f"{st.type} statements reach outside the database and are refused; open the "
+                "cluster with allow_external_access=True to allow them"
+            )
+        raise NotSupportedError(f"{st.type} statements are not supported by asof")
+
+    def _read(self, st: Statement, params: Any) -> Result:
+        try:
+            return Result(_arrow(self.cur.sql(st.sql, params=params)))
+        except BaseException as exc:
+            if self._explicit:
+                self._abort()
+                self._explicit = False
+                raise translate(exc, rolled_back=True) from None
+            raise translate(exc) from None
+
+    def _write(self, st: Statement, params: Any) -> Result:
+        t = st.type
+        if t in ("INSERT", "UPDATE", "DELETE"):
+            return self._dml(plan_dml(st, self.lookup), params)
+        if t == "CREATE":
+            return ddl.create(self, st, params)
+        if t == "DROP":
+            return ddl.drop(self, st)
+        if t == "ALTER":
+            return ddl.alter(self, st)
+        if t in MATVIEW_TYPES:
+            return ddl.matview(self, st)
+        if t in READ_TYPES:  # a SELECT that advances a sequence
+            return Result(_arrow(self.cur.sql(st.sql, params=params)))
+        self.cur.execute(st.sql, params)
+        return Result.empty()
+
+    @staticmethod
+    def _calls_nextval(st: Statement) -> bool:
+        return any(t.upper == "NEXTVAL" for t in st.tokens)
+
+    # ------------------------------------------------------------ catalog
+    def lookup(self, name: Name, *, kinds_allowed: Sequence[str] = ("table", "matview")) -> TableInfo:
+        if name.schema is not None and name.schema.lower() != "main":
+            if name.schema.lower() == STORAGE_SCHEMA:
+                raise ProgrammingError(f"the schema {STORAGE_SCHEMA} is internal to asof")
+            raise ProgrammingError(
+                f"unknown schema {name.schema!r}; asof keeps user tables in the main schema"
+            )
+        info = self.find_table(name.name)
+        if info is None or info.kind not in kinds_allowed:
+            raise ProgrammingError(
+                f"table {name.name!r} does not exist in database {self.rt.name!r}; "
+                "list tables with SHOW TABLES"
+            )
+        return info
+
+    def find_table(self, name: str) -> TableInfo | None:
+        row = first_row(
+            self.cur,
+            f"SELECT table_id, name, version, kind FROM {TABLES_TABLE} "
+            "WHERE lower(name) = lower(?)",
+            [name],
+        )
+        if row is None:
+            return None
+        cols = self.cur.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+            [STORAGE_SCHEMA, f"t{row[0]}"],
+        ).fetchall()
+        columns = tuple(c[0] for c in cols if c[0] != ROW_ID)
+        return TableInfo(row[0], row[1], row[2], row[3], columns)
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    # ---------------------------------------------------------------- DML
+    def _dml(self, plan: DmlPlan, params: Any) -> Result:
+        table = plan.table
+        if plan.capture == "truncate":
+            n = self.cur.execute(
+                f"SELECT count(*) FROM {storage_table(table.table_id)}"
+            ).fetchall()[0][0]
+            event = kinds.truncate(table.table_id, table.version)
+            apply_event(self.cur, event)
+            self.emit(event)
+            return Result.count(n)
+        before = self.row_id_mark()
+        if plan.capture == "readback":
+            counted = first_row(self.cur, plan.sql, params)
+            n = int(counted[0]) if counted else 0
+            if n == 0:
+                return Result.count(0)
+            rows = self.cur.sql(
+                f"SELECT * FROM {storage_table(table.table_id)} WHERE {ROW_ID} > {before}"
+            ).to_arrow_table()
+            self.emit(kinds.rows_event(table.table_id, table.version, _event_rows(rows, None)))
+            return Result.count(n)
+        out = _arrow(self.cur.sql(plan.sql, params=params))
+        width = len(table.columns) + 1
+        captured = out.select(list(range(width)))
+        if captured.num_rows:
+            if plan.verb == "INSERT":
+                ops = _insert_or_update(captured.column(ROW_ID), before)
+            else:
+                ops = RowOp.UPDATE if plan.verb == "UPDATE" else RowOp.DELETE
+            self.emit(kinds.rows_event(table.table_id, table.version, _event_rows(captured, ops)))
+        if plan.user_returning:
+            user = out.select(list(range(width, out.num_columns)))
+            keep = [i for i, n in enumerate(user.column_names) if n != ROW_ID]
+            return Result(user.select(keep))
+        return Result.count(captured.num_rows)
+
+    def row_id_mark(self) -> int:
+        value = first_row(
+            self.cur,
+            "SELECT last_value FROM duckdb_sequences() WHERE database_name = current_database() "
+            f"AND schema_name = '{STORAGE_SCHEMA}' AND sequence_name = 'rid'",
+        )
+        return int(value[0]) if value and value[0] is not None else 0
+
+    # -------------------------------------------------------- transactions
+    def _transaction_control(self, st: Statement) -> Result:
+        word = st.kw(0)
+        if word in ("BEGIN", "START"):
+            if self._explicit:
+                raise ProgrammingError("a transaction is already open; COMMIT or ROLLBACK it first")
+            self._begin()
+            self._explicit = True
+        elif word in ("COMMIT", "END"):
+            if self._explicit:
+                self._explicit = False
+                self._commit()
+        elif word in ("ROLLBACK", "ABORT"):
+            if self._explicit:
+                self._explicit = False
+                self._abort()
+        else:
+            raise NotSupportedError(f"transaction statement {word} is not supported")
+        return Result.empty()
+
+    def _begin(self) -> None:
+        if not self.rt.write_lock.acquire(timeout=self.rt.lock_timeout):
+            raise OperationalError(
+                f"database {self.rt.name!r} is locked by another write transaction for more "
+                f"than {self.rt.lock_timeout:g} s; retry later"
+            )
+        self._holding = True
+        try:
+            self.rt.check_writable()
+            self.cur.execute("BEGIN TRANSACTION")
+            self._seq_before = sequence_values(self.cur)
+        except BaseException as exc:
+            self._release()
+            raise translate(exc) from None
+        self._events = []
+        self._sql = []
+
+    def _abort(self) -> None:
+        try:
+            self.cur.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        self._events = []
+        self._sql = []
+        self._release()
+
+    def _release(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.rt.write_lock.release()
+
+    def _commit(self) -> None:
+        try:
+            self._add_sequence_events()
+            if not self._events:
+                self.cur.execute("COMMIT")
+                self._release()
+                return
+            ts = self.rt.clock.now()
+            txn = self.rt.recorder.append(self._events, ts=ts, sql=";\n".join(self._sql) or None)
+        except BaseException as exc:
+            self._abort()
+            if isinstance(exc, LogError):
+                raise translate(exc, rolled_back=True) from None
+            raise translate(exc, rolled_back=True) from None
+        try:
+            set_applied(self.cur, txn.info)
+            self.cur.execute("COMMIT")
+        except duckdb.Error:
+            # The log has the transaction; the projection catches up from it.
+            try:
+                self.cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            self.rt.projection.catch_up()
+        finally:
+            self._events = []
+            self._sql = []
+            self._release()
+        self.rt.after_commit(txn)
+
+    def _add_sequence_events(self) -> None:
+        after = sequence_values(self.cur)
+        for name, value in after.items():
+            if value is not None and value != self._seq_before.get(name):
+                self._events.append(kinds.sequence_value(name, value))
+
+
+class ReadOnlySession(Session):
+    """A session over state that must not change (AS OF handles, read-only clusters)."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, why: str) -> None:
+        self.cur = cursor
+        self._why = why
+        self._lock = threading.RLock()
+        self._explicit = False
+        self._holding = False
+
+    def _run(self, st: Statement, params: Any) -> Result:
+        if st.type in READ_TYPES and not self._calls_nextval(st):
+            try:
+                return Result(_arrow(self.cur.sql(st.sql, params=params)))
+            except BaseException as exc:
+                raise translate(exc) from None
+        raise ReadOnlyError(f"{st.type} is not allowed: {self._why}")
+
+
+def _arrow(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
+    return pa.table({}) if rel is None else rel.to_arrow_table()
+
+
+def _event_rows(rows: pa.Table, ops: RowOp | pa.Array | None) -> pa.Table:
+    """Row images in event layout: _op, _rid, then the table's columns."""
+    n = rows.num_rows
+    if ops is None:
+        ops = RowOp.INSERT
+    op_col = pa.repeat(pa.scalar(int(ops), pa.int8()), n) if isinstance(ops, RowOp) else ops
+    cols = [c for c in rows.column_names if c != ROW_ID]
+    arrays = [op_col, rows.column(ROW_ID), *(rows.column(c) for c in cols)]
+    return pa.Table.from_arrays(arrays, names=["_op", ROW_ID, *cols])
+
+
+def _insert_or_update(row_ids: pa.ChunkedArray, before: int) -> pa.Array:
+    import pyarrow.compute as pc
+
+    fresh = pc.greater(row_ids, before)
+    return pc.if_else(fresh, pa.scalar(int(RowOp.INSERT), pa.int8()),
+                      pa.scalar(int(RowOp.UPDATE), pa.int8())).combine_chunks()
+
+
+def _copies_into_table(st: Statement) -> bool:
+    from queryapi.statements import find_kw
+
+    return find_kw(st.tokens, {"FROM"}) is not None
