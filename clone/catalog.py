@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from clone.operations import CloneLedger
+from clone.settings import Settings
 from eventlog.events import Event, Transaction
 from eventlog.hlc import HybridClock, Timestamp
 from eventlog.recorder import Recorder
@@ -43,9 +45,13 @@ class Catalog:
         self._lock = threading.RLock()
         self._by_id: dict[str, DatabaseRecord] = {}
         self._dropped: dict[str, DatabaseRecord] = {}
+        self.clones = CloneLedger()
+        self.settings = Settings()
         self.handlers: dict[str, Any] = {
             CREATE_DATABASE: self._on_create,
             DROP_DATABASE: self._on_drop,
+            **self.clones.handlers(),
+            **self.settings.handlers(),
         }
         self.listeners: list[Any] = []
 

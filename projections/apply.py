@@ -15,8 +15,8 @@ from projections.naming import (
     STATE_TABLE,
     STORAGE_SCHEMA,
     TABLES_TABLE,
-    quote_ident,
     first_row,
+    quote_ident,
     quote_literal,
     storage_table,
     user_view,
@@ -107,8 +107,13 @@ def register_table(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     data = event.data
     con.execute(
         f"INSERT INTO {TABLES_TABLE} VALUES (?, ?, ?, ?, ?)",
-        [event.table_id, data["name"], event.version, data.get("table_kind", "table"),
-         data.get("definition")],
+        [
+            event.table_id,
+            data["name"],
+            event.version,
+            data.get("table_kind", "table"),
+            data.get("definition"),
+        ],
     )
     con.execute(
         f"UPDATE {STATE_TABLE} SET next_table_id = greatest(next_table_id, ?)",

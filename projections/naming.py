@@ -32,5 +32,9 @@ def user_view(name: str) -> str:
 
 def first_row(cursor, sql: str, params=None) -> tuple | None:
     """The first row of a query, consuming the whole result (DuckDB wants results finished)."""
-    rows = cursor.execute(sql, params).fetchall() if params is not None else cursor.execute(sql).fetchall()
+    rows = (
+        cursor.execute(sql, params).fetchall()
+        if params is not None
+        else cursor.execute(sql).fetchall()
+    )
     return rows[0] if rows else None

@@ -9,9 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from clone.catalog import CATALOG_LOG_ID, Catalog, DatabaseRecord
+from clone.cloner import clone_database, recover_interrupted
+from clone.errors import CatalogError
+from clone.operations import CloneRecord
+from clone.settings import (
+    CREATE_SCHEDULE,
+    DELETE_SCHEDULE,
+    SET_FLAG,
+    SnapshotSchedule,
+    parse_flag,
+)
 from eventlog.errors import LogError
-from eventlog.hlc import HybridClock, wall_clock_micros
-from eventlog.recorder import Store
+from eventlog.events import Event
+from eventlog.hlc import HybridClock, Timestamp, wall_clock_micros
+from eventlog.recorder import CheckpointRef, Store
+from projections.checkpoint import write_checkpoint
 from queryapi.cluster_sql import ClusterStatement, parse_cluster_sql
 from queryapi.database import Database
 from queryapi.errors import (
@@ -22,7 +34,7 @@ from queryapi.errors import (
 )
 from queryapi.result import Result
 from queryapi.runtime import DatabaseRuntime
-from queryapi.timeref import format_micros
+from queryapi.timeref import format_micros, to_micros
 from queryapi.translate import translate
 
 MAX_NAME_LENGTH = 128
@@ -32,7 +44,9 @@ def validate_name(name: object, what: str = "database") -> str:
     if not isinstance(name, str) or not name:
         raise ProgrammingError(f"a {what} name must be a non-empty string")
     if len(name) > MAX_NAME_LENGTH:
-        raise ProgrammingError(f"{what} name is longer than {MAX_NAME_LENGTH} characters; shorten it")
+        raise ProgrammingError(
+            f"{what} name is longer than {MAX_NAME_LENGTH} characters; shorten it"
+        )
     if any(ord(c) < 32 for c in name):
         raise ProgrammingError(f"{what} name {name!r} contains control characters; remove them")
     return name
@@ -93,6 +107,8 @@ class Cluster:
         self.catalog = Catalog(catalog_log, self.clock)
         self.catalog.load()
         self._seed_clock()
+        if not read_only:
+            recover_interrupted(self.catalog, self.store, self._remove_projection)
 
     # ------------------------------------------------------------- opening
     @classmethod
@@ -118,8 +134,9 @@ class Cluster:
         lock = None if read_only else _ClusterLock(root)
         try:
             store = IpcStore(root)
-            return cls(store, allow_external_access=allow_external_access, read_only=read_only,
-                       lock=lock)
+            return cls(
+                store, allow_external_access=allow_external_access, read_only=read_only, lock=lock
+            )
         except BaseException as exc:
             if lock is not None:
                 lock.release()
@@ -173,6 +190,7 @@ class Cluster:
                     allow_external_access=self.allow_external_access,
                     read_only=self.read_only,
                 )
+                rt.commit_hooks.append(self._scheduled_checkpoint)
                 self._runtimes[rec.db_id] = rt
             return rt
 
@@ -205,8 +223,9 @@ class Cluster:
             db_id = self.catalog.new_id()
             self.store.create(db_id)
             try:
-                self.catalog.append([self.catalog.create_event(name, db_id)],
-                                    sql=f"CREATE DATABASE {name}")
+                self.catalog.append(
+                    [self.catalog.create_event(name, db_id)], sql=f"CREATE DATABASE {name}"
+                )
             except BaseException as exc:
                 self.store.drop(db_id)
                 raise translate(exc) from None
@@ -229,23 +248,33 @@ class Cluster:
                     )
                 rt.close()
                 rt.write_lock.release()
-            self.catalog.append([self.catalog.drop_event(rec)], sql=f"DROP DATABASE {name}")
+            events = [self.catalog.drop_event(rec)]
+            for schedule in self.catalog.settings.schedules_for(rec.db_id):
+                events.append(
+                    Event(DELETE_SCHEDULE, None, 0, {"schedule_id": schedule.schedule_id})
+                )
+            self.catalog.append(events, sql=f"DROP DATABASE {name}")
             self._discard(rec)
 
     def _discard(self, rec: DatabaseRecord) -> None:
         """Remove a dropped database's own files; files its clones share stay."""
-        path = self.store.root / "projections" / f"{rec.db_id}.duckdb"
-        for p in (path, path.with_suffix(".duckdb.wal")):
+        self._remove_projection(rec.db_id)
+        self.store.drop(rec.db_id)
+
+    def _remove_projection(self, db_id: str) -> None:
+        path = self.store.root / "projections" / f"{db_id}.duckdb"
+        for p in (path, path.with_name(path.name + ".wal")):
             try:
                 p.unlink()
             except FileNotFoundError:
                 pass
-        self.store.drop(rec.db_id)
 
     def _check_writable(self) -> None:
         self._check_open()
         if self.read_only:
-            raise ReadOnlyError("the cluster was opened read-only; reopen it without read_only=True")
+            raise ReadOnlyError(
+                "the cluster was opened read-only; reopen it without read_only=True"
+            )
 
     # ------------------------------------------------------------------ SQL
     def sql(self, query: str) -> Result:
@@ -283,10 +312,149 @@ class Cluster:
         return self._earliest(rec), self.clock.peek_physical()
 
     def _earliest(self, rec: DatabaseRecord) -> int:
+        retention = self.catalog.settings.retention_minutes(rec.db_id) * 60_000_000
+        return max(self._lineage_start(rec), self.clock.peek_physical() - retention)
+
+    def _lineage_start(self, rec: DatabaseRecord) -> int:
+        """When the oldest history a database carries began (its root source's creation)."""
+        while rec.source_id is not None:
+            source = self.catalog.by_id(rec.source_id)
+            if source is None:
+                break
+            rec = source
         return rec.created.physical
 
-    def clone(self, source: str, target: str, *, as_of: Any = None):
-        raise ProgrammingError("cloning is not available yet")
+    def pin(self, rt: DatabaseRuntime, micros: int) -> None:
+        """Make `micros` a settled past: no commit in flight at or before it, none later."""
+        if micros < self.clock.last.physical:
+            return
+        if not rt.write_lock.acquire(timeout=rt.lock_timeout):
+            raise OperationalError(
+                f"database {rt.name!r} has a long write transaction open; retry later"
+            )
+        try:
+            self.clock.observe(Timestamp(micros + 1, 0))
+        finally:
+            rt.write_lock.release()
+
+    # ------------------------------------------------------------- clones
+    def clone(self, source: str, target: str, *, as_of: Any = None) -> CloneRecord:
+        """Create `target` as a zero-copy clone of `source` as of `as_of` (µs; now if None)."""
+        self._check_writable()
+        validate_name(target)
+        src = self._record(source)
+        rt = self._runtime(src)
+        if as_of is None:
+            micros = self.clock.peek_physical()
+        else:
+            micros = to_micros(as_of)
+            self._check_window(rt, micros)
+        self.pin(rt, micros)
+        try:
+            return clone_database(
+                self.catalog, self.store, src, target, micros, cleanup=self._remove_projection
+            )
+        except CatalogError as exc:
+            raise translate(exc) from None
+
+    def list_clones(self, source: str, seq_no: int | None = None) -> list[CloneRecord]:
+        """Clone operations of `source` (a name, or the id of a dropped database)."""
+        self._check_open()
+        rec = self.catalog.get(source) if isinstance(source, str) else None
+        if rec is None:
+            rec = self.catalog.by_id(source)
+        if rec is None:
+            self._record(source)
+        return self.catalog.clones.list(rec.db_id, None if seq_no is None else int(seq_no))
+
+    # ------------------------------------------------------ flags, schedules
+    @property
+    def flags(self) -> dict[str, Any]:
+        return dict(self.catalog.settings.flags)
+
+    def set_flag(self, name: str, value: Any) -> None:
+        """Set a cluster flag (persisted); `enable_db_clone` turns cloning on or off."""
+        self._check_writable()
+        try:
+            parsed = parse_flag(name, value)
+        except KeyError:
+            known = ", ".join(sorted(self.catalog.settings.flags))
+            raise ProgrammingError(f"unknown flag {name!r}; flags are: {known}") from None
+        except ValueError as exc:
+            raise ProgrammingError(str(exc)) from None
+        self.catalog.append(
+            [Event(SET_FLAG, None, 0, {"name": name, "value": parsed})],
+            sql=f"set_flag {name} {parsed}",
+        )
+
+    def create_snapshot_schedule(
+        self, database: str, interval_minutes: int, retention_minutes: int
+    ) -> SnapshotSchedule:
+        """Checkpoint `database` every interval and keep `retention_minutes` of history."""
+        self._check_writable()
+        rec = self._record(database)
+        for value, what in ((interval_minutes, "interval"), (retention_minutes, "retention")):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ProgrammingError(f"the {what} must be a positive number of minutes")
+        if retention_minutes < interval_minutes:
+            raise ProgrammingError("retention must be at least as long as the interval")
+        schedule_id = self.catalog.new_id()
+        self.catalog.append(
+            [
+                Event(
+                    CREATE_SCHEDULE,
+                    None,
+                    0,
+                    {
+                        "schedule_id": schedule_id,
+                        "db_id": rec.db_id,
+                        "interval_minutes": interval_minutes,
+                        "retention_minutes": retention_minutes,
+                    },
+                )
+            ],
+            sql=f"create_snapshot_schedule {interval_minutes} {retention_minutes} {rec.name}",
+        )
+        self.checkpoint(rec.name)
+        return self.catalog.settings.schedules[schedule_id]
+
+    def list_snapshot_schedules(self) -> list[SnapshotSchedule]:
+        self._check_open()
+        return sorted(self.catalog.settings.schedules.values(), key=lambda s: s.created)
+
+    def delete_snapshot_schedule(self, schedule_id: str) -> None:
+        self._check_writable()
+        if schedule_id not in self.catalog.settings.schedules:
+            raise ProgrammingError(
+                f"no snapshot schedule {schedule_id!r}; list them with list_snapshot_schedules()"
+            )
+        self.catalog.append([Event(DELETE_SCHEDULE, None, 0, {"schedule_id": schedule_id})])
+
+    def checkpoint(self, database: str) -> CheckpointRef | None:
+        """Write a checkpoint of `database` now (schedules do this every interval)."""
+        self._check_writable()
+        rt = self._runtime(self._record(database))
+        cur = rt.projection.cursor()
+        try:
+            return write_checkpoint(cur, self.store, rt.recorder)
+        except BaseException as exc:
+            raise translate(exc) from None
+        finally:
+            cur.close()
+
+    def _scheduled_checkpoint(self, rt: DatabaseRuntime, txn: Any) -> None:
+        schedules = self.catalog.settings.schedules_for(rt.db_id)
+        if not schedules:
+            return
+        interval = min(s.interval_minutes for s in schedules) * 60_000_000
+        refs = rt.recorder.checkpoints()
+        last = refs[-1].ts.physical if refs else 0
+        if txn.ts.physical - last >= interval:
+            cur = rt.projection.cursor()
+            try:
+                write_checkpoint(cur, self.store, rt.recorder)
+            finally:
+                cur.close()
 
     def __repr__(self) -> str:
         return f"<Cluster {self.store.root} databases={len(self.catalog.live())}>"

@@ -61,10 +61,16 @@ class Database:
         """A read-only handle on this database as it was at `ts` (Unix µs)."""
         micros = to_micros(ts)
         self._cluster._check_window(self._rt, micros)
+        self._cluster.pin(self._rt, micros)
         return AsOf(self._cluster, self._rt, micros)
 
     def tables(self) -> list[str]:
-        return [r[0] for r in self.sql("SELECT name FROM _asof.tables WHERE kind = 'table' ORDER BY name").fetchall()]
+        return [
+            r[0]
+            for r in self.sql(
+                "SELECT name FROM _asof.tables WHERE kind = 'table' ORDER BY name"
+            ).fetchall()
+        ]
 
     def history(
         self,
@@ -130,7 +136,12 @@ class AsOf:
     execute = sql
 
     def tables(self) -> list[str]:
-        return [r[0] for r in self.sql("SELECT name FROM _asof.tables WHERE kind = 'table' ORDER BY name").fetchall()]
+        return [
+            r[0]
+            for r in self.sql(
+                "SELECT name FROM _asof.tables WHERE kind = 'table' ORDER BY name"
+            ).fetchall()
+        ]
 
     def close(self) -> None:
         if self._con is not None:
@@ -166,9 +177,9 @@ def table_history(
                     versions.setdefault(event.table_id, set())
             elif event.kind in (kinds.ALTER_TABLE, kinds.ROWS) and event.table_id in versions:
                 versions[event.table_id].add(event.version)
-    wanted = {
-        tid for tid in versions if names.get(tid, "").lower() == table.lower()
-    } | {tid for tid, n in names.items() if n.lower() == table.lower()}
+    wanted = {tid for tid in versions if names.get(tid, "").lower() == table.lower()} | {
+        tid for tid, n in names.items() if n.lower() == table.lower()
+    }
     if not wanted:
         raise ProgrammingError(
             f"no table named {table!r} was ever in database {rt.name!r}; list tables with "
@@ -195,8 +206,14 @@ def table_history(
             values = {c: rows.column(c) for c in rows.column_names if c not in LOG_ROW_META}
             parts.append(pa.table({**meta, **values}))
     if not parts:
-        return pa.table({"ts": pa.array([], pa.int64()), "txn_id": pa.array([], pa.int64()),
-                         "op": pa.array([], pa.string()), "row_id": pa.array([], pa.int64()),
-                         "table_id": pa.array([], pa.int64())})
+        return pa.table(
+            {
+                "ts": pa.array([], pa.int64()),
+                "txn_id": pa.array([], pa.int64()),
+                "op": pa.array([], pa.string()),
+                "row_id": pa.array([], pa.int64()),
+                "table_id": pa.array([], pa.int64()),
+            }
+        )
     out = pa.concat_tables(parts, promote_options="permissive")
     return out.sort_by([("txn_id", "ascending")])

@@ -17,8 +17,8 @@ from projections.apply import apply_event, next_table_id, register_table, set_ta
 from projections.naming import (
     ROW_ID,
     ROW_ID_SEQUENCE,
-    first_row,
     STORAGE_SCHEMA,
+    first_row,
     quote_ident,
     storage_table,
 )
@@ -96,9 +96,7 @@ def create(s: Session, st: Statement, params: Any) -> Result:
     i = skip_words(toks, 1, "OR", "REPLACE")
     or_replace = i > 1
     if toks[i].upper in ("TEMP", "TEMPORARY"):
-        raise NotSupportedError(
-            "temporary objects are not supported; use a CTE or a regular table"
-        )
+        raise NotSupportedError("temporary objects are not supported; use a CTE or a regular table")
     word = toks[i].upper
     if word == "UNIQUE":
         word = "INDEX"
@@ -106,7 +104,9 @@ def create(s: Session, st: Statement, params: Any) -> Result:
     if word == "TABLE":
         return _create_table(s, st, i + 1, or_replace, params)
     if word == "SCHEMA":
-        raise NotSupportedError("asof keeps user objects in the main schema; CREATE SCHEMA is not supported")
+        raise NotSupportedError(
+            "asof keeps user objects in the main schema; CREATE SCHEMA is not supported"
+        )
     if word in ("DATABASE",):
         raise ProgrammingError("CREATE DATABASE is a cluster statement; run it with cluster.sql()")
     if word not in _OBJECT_WORDS:
@@ -188,7 +188,9 @@ def drop(s: Session, st: Statement) -> Result:
     if word == "DATABASE":
         raise ProgrammingError("DROP DATABASE is a cluster statement; run it with cluster.sql()")
     if word == "SCHEMA":
-        raise NotSupportedError("asof keeps user objects in the main schema; DROP SCHEMA is not supported")
+        raise NotSupportedError(
+            "asof keeps user objects in the main schema; DROP SCHEMA is not supported"
+        )
     i = skip_words(toks, 2, "IF", "EXISTS")
     if_exists = i > 2
     names = []

@@ -55,7 +55,9 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     if toks[0].upper == "TRUNCATE":
         name, _ = read_name(toks, skip_words(toks, 1, "TABLE"))
         table = _writable(lookup(name))
-        return DmlPlan(table, "TRUNCATE", f"DELETE FROM {storage_table(table.table_id)}", "truncate")
+        return DmlPlan(
+            table, "TRUNCATE", f"DELETE FROM {storage_table(table.table_id)}", "truncate"
+        )
     vi = find_kw(toks, {"INSERT", "UPDATE", "DELETE"})
     if vi is None:
         raise ProgrammingError("could not find the statement's INSERT, UPDATE or DELETE")

@@ -158,7 +158,9 @@ class Session:
         return any(t.upper == "NEXTVAL" for t in st.tokens)
 
     # ------------------------------------------------------------ catalog
-    def lookup(self, name: Name, *, kinds_allowed: Sequence[str] = ("table", "matview")) -> TableInfo:
+    def lookup(
+        self, name: Name, *, kinds_allowed: Sequence[str] = ("table", "matview")
+    ) -> TableInfo:
         if name.schema is not None and name.schema.lower() != "main":
             if name.schema.lower() == STORAGE_SCHEMA:
                 raise ProgrammingError(f"the schema {STORAGE_SCHEMA} is internal to asof")
@@ -364,8 +366,9 @@ def _insert_or_update(row_ids: pa.ChunkedArray, before: int) -> pa.Array:
     import pyarrow.compute as pc
 
     fresh = pc.greater(row_ids, before)
-    return pc.if_else(fresh, pa.scalar(int(RowOp.INSERT), pa.int8()),
-                      pa.scalar(int(RowOp.UPDATE), pa.int8())).combine_chunks()
+    return pc.if_else(
+        fresh, pa.scalar(int(RowOp.INSERT), pa.int8()), pa.scalar(int(RowOp.UPDATE), pa.int8())
+    ).combine_chunks()
 
 
 def _copies_into_table(st: Statement) -> bool:

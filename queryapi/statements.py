@@ -136,9 +136,14 @@ def read_name(tokens: Sequence[Token], i: int) -> tuple[Name, int]:
     start = tokens[i].start
     end = tokens[i].end
     j = i + 1
-    while j + 1 < len(tokens) and tokens[j].text == "." and tokens[j + 1].kind in (
-        "identifier",
-        "keyword",
+    while (
+        j + 1 < len(tokens)
+        and tokens[j].text == "."
+        and tokens[j + 1].kind
+        in (
+            "identifier",
+            "keyword",
+        )
     ):
         parts.append(unquote(tokens[j + 1].text))
         end = tokens[j + 1].end

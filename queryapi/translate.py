@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from clone.errors import CatalogError, CloneDisabled, CloneFailed, CloneInProgress
 from eventlog.errors import CorruptionError as LogCorruption
 from eventlog.errors import LogError, LogIOError
 from queryapi import errors as e
@@ -20,10 +21,20 @@ def translate(exc: BaseException, *, rolled_back: bool = False) -> e.AsofError:
         return exc
     tail = "; the transaction was rolled back" if rolled_back else ""
     msg = _first_line(exc)
+    if isinstance(exc, CloneInProgress):
+        return e.OperationalError(msg)
+    if isinstance(exc, CloneDisabled):
+        return e.NotSupportedError(msg)
+    if isinstance(exc, CloneFailed):
+        return e.OperationalError(msg)
+    if isinstance(exc, CatalogError):
+        return e.ProgrammingError(msg)
     if isinstance(exc, LogCorruption):
         return e.CorruptionError(f"{msg}; run `asof check` and restore the named file")
     if isinstance(exc, LogIOError):
-        return e.OperationalError(f"could not write the log: {msg}{tail}; free space or fix the disk, then retry")
+        return e.OperationalError(
+            f"could not write the log: {msg}{tail}; free space or fix the disk, then retry"
+        )
     if isinstance(exc, LogError):
         return e.OperationalError(f"{msg}{tail}")
     if isinstance(exc, duckdb.ConstraintException):

@@ -1,0 +1,179 @@
+"""The `asof` command line: one group, one command per verb."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from queryapi.cluster import Cluster
+from queryapi.errors import AsofError
+from queryapi.textformat import format_result
+
+DEFAULT_DATA = "./asof-data"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data",
+    "data_dir",
+    envvar="ASOF_DATA",
+    default=DEFAULT_DATA,
+    show_default=True,
+    help="The cluster's data directory (or set ASOF_DATA).",
+)
+@click.pass_context
+def main(ctx: click.Context, data_dir: str) -> None:
+    """asof: an event-sourced temporal database with instant point-in-time clones.
+
+    Example: asof --data ./data sql production_db -c "SELECT 1"
+    """
+    ctx.obj = {"data": data_dir}
+
+
+@contextmanager
+def _cluster(ctx: click.Context, *, read_only: bool = False) -> Iterator[Cluster]:
+    try:
+        cluster = Cluster.open(ctx.obj["data"], read_only=read_only)
+    except AsofError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield cluster
+    except AsofError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        cluster.close()
+
+
+@main.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Run the walkthrough: recover a dropped table with a point-in-time clone.
+
+    Example: asof demo
+    """
+    from queryapi.demo import run_demo
+
+    click.echo(f"asof demo in {os.path.abspath(ctx.obj['data'])}")
+    with _cluster(ctx) as cluster:
+        run_demo(cluster, click.echo)
+
+
+@main.command()
+@click.argument("database")
+@click.option("-c", "--command", "command", help="Run this SQL and exit.")
+@click.pass_context
+def sql(ctx: click.Context, database: str, command: str | None) -> None:
+    """Run SQL in DATABASE, or open an interactive shell when -c is not given.
+
+    Example: asof sql clone_db -c "SELECT * FROM t1 ORDER BY k"
+
+    In the shell: \\c DB switches database, \\l lists databases, \\d lists tables, \\q quits.
+    """
+    with _cluster(ctx) as cluster:
+        if command is not None:
+            result = cluster.database(database).sql(command)
+            text = format_result(result)
+            if text:
+                click.echo(text)
+            return
+        _shell(cluster, database)
+
+
+def _shell(cluster: Cluster, name: str) -> None:
+    from queryapi.shell import Shell
+
+    Shell(cluster, name, click.echo).loop(sys.stdin)
+
+
+@main.command("clone_namespace")
+@click.argument("source")
+@click.argument("target")
+@click.argument("as_of", required=False)
+@click.pass_context
+def clone_namespace(ctx: click.Context, source: str, target: str, as_of: str | None) -> None:
+    """Clone SOURCE into a new database TARGET, as of AS_OF (Unix µs) or now.
+
+    Example: asof clone_namespace production_db clone_db 1723243720285350
+    """
+    with _cluster(ctx) as cluster:
+        record = cluster.clone(source, target, as_of=as_of)
+        click.echo(json.dumps(record.to_dict(), indent=4))
+
+
+@main.command("list_clones")
+@click.argument("source")
+@click.argument("seq_no", required=False, type=int)
+@click.pass_context
+def list_clones(ctx: click.Context, source: str, seq_no: int | None) -> None:
+    """List the clone operations of SOURCE (a database name or id), as JSON.
+
+    Example: asof list_clones production_db 2
+    """
+    with _cluster(ctx, read_only=True) as cluster:
+        records = cluster.list_clones(source, seq_no)
+        click.echo(json.dumps([r.to_dict() for r in records], indent=4))
+
+
+@main.command("create_snapshot_schedule")
+@click.argument("interval_minutes", type=int)
+@click.argument("retention_minutes", type=int)
+@click.argument("database")
+@click.pass_context
+def create_snapshot_schedule(
+    ctx: click.Context, interval_minutes: int, retention_minutes: int, database: str
+) -> None:
+    """Checkpoint DATABASE every INTERVAL_MINUTES and keep RETENTION_MINUTES of history.
+
+    Example: asof create_snapshot_schedule 1440 4320 production_db
+    """
+    with _cluster(ctx) as cluster:
+        schedule = cluster.create_snapshot_schedule(database, interval_minutes, retention_minutes)
+        click.echo(json.dumps(schedule.to_dict(), indent=4))
+
+
+@main.command("list_snapshot_schedules")
+@click.pass_context
+def list_snapshot_schedules(ctx: click.Context) -> None:
+    """List snapshot schedules as JSON.
+
+    Example: asof list_snapshot_schedules
+    """
+    with _cluster(ctx, read_only=True) as cluster:
+        out = [s.to_dict() for s in cluster.list_snapshot_schedules()]
+        click.echo(json.dumps(out, indent=4))
+
+
+@main.command("delete_snapshot_schedule")
+@click.argument("schedule_id")
+@click.pass_context
+def delete_snapshot_schedule(ctx: click.Context, schedule_id: str) -> None:
+    """Delete the snapshot schedule SCHEDULE_ID.
+
+    Example: asof delete_snapshot_schedule 6f1c0e3a9b2d4c8e8f0a1b2c3d4e5f60
+    """
+    with _cluster(ctx) as cluster:
+        cluster.delete_snapshot_schedule(schedule_id)
+        click.echo(f"deleted snapshot schedule {schedule_id}")
+
+
+@main.command("set_flag")
+@click.argument("name")
+@click.argument("value")
+@click.pass_context
+def set_flag(ctx: click.Context, name: str, value: str) -> None:
+    """Set the cluster flag NAME to VALUE (persisted).
+
+    Example: asof set_flag enable_db_clone false
+    """
+    with _cluster(ctx) as cluster:
+        cluster.set_flag(name, value)
+        click.echo(f"{name} = {json.dumps(cluster.flags[name])}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
