@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.events import LOG_ROW_META, ROW_META, Event, RowOp, TransactionInfo
-from projections import kinds
+from projections import kinds, lazy
 from projections.naming import (
     ROW_ID,
     ROW_ID_SEQUENCE,
@@ -40,6 +40,7 @@ def bootstrap(con: duckdb.DuckDBPyConnection) -> None:
         f"CREATE TABLE IF NOT EXISTS {TABLES_TABLE} (table_id BIGINT, name VARCHAR, "
         "version INTEGER, kind VARCHAR, definition VARCHAR)"
     )
+    lazy.create_lazy_tables(con)
 
 
 def applied(con: duckdb.DuckDBPyConnection) -> TransactionInfo | None:
@@ -70,13 +71,19 @@ def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     if kind == kinds.ROWS:
         if event.rows is not None:
             apply_rows(con, event.table_id, event.rows)
-    elif kind == kinds.TRUNCATE:
-        con.execute(f"DELETE FROM {storage_table(event.table_id)}")
+    elif kind in (kinds.TRUNCATE, kinds.MATVIEW_REFRESH):
+        if lazy.lazy_alias(con, event.table_id) is not None:
+            lazy.materialize(con, event.table_id, empty=True)
+        else:
+            con.execute(f"DELETE FROM {storage_table(event.table_id)}")
     elif kind == kinds.CREATE_TABLE:
         _create_table(con, event)
     elif kind == kinds.DROP_TABLE:
         _drop_view(con, data["name"])
-        con.execute(f"DROP TABLE IF EXISTS {storage_table(event.table_id)}")
+        if lazy.lazy_alias(con, event.table_id) is not None:
+            lazy.drop_lazy(con, event.table_id)
+        else:
+            con.execute(f"DROP TABLE IF EXISTS {storage_table(event.table_id)}")
         con.execute(f"DELETE FROM {TABLES_TABLE} WHERE table_id = ?", [event.table_id])
     elif kind == kinds.RENAME_TABLE:
         _drop_view(con, data["old"])
@@ -85,14 +92,15 @@ def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
             f"UPDATE {TABLES_TABLE} SET name = ? WHERE table_id = ?", [data["new"], event.table_id]
         )
     elif kind == kinds.ALTER_TABLE:
+        lazy.materialize(con, event.table_id)
         con.execute(data["sql"])
         set_table_version(con, event.table_id, event.version)
     elif kind == kinds.DDL:
+        if event.table_id is not None:
+            lazy.materialize(con, event.table_id)
         con.execute(data["sql"])
     elif kind == kinds.SEQUENCE_VALUE:
         advance_sequence(con, data["name"], data["last_value"])
-    elif kind == kinds.MATVIEW_REFRESH:
-        con.execute(f"DELETE FROM {storage_table(event.table_id)}")
     else:
         raise ValueError(f"unknown event kind {kind!r}")
 
@@ -148,6 +156,10 @@ def apply_rows(con: duckdb.DuckDBPyConnection, table_id: int, rows: pa.Table) ->
     name = next(_batch_names)
     con.register(name, rows)
     try:
+        alias = lazy.lazy_alias(con, table_id)
+        if alias is not None:
+            lazy.apply_lazy_rows(con, table_id, alias, name, columns)
+            return
         ops = rows.column("_op")
         if _has_non_insert(ops):
             con.execute(
@@ -185,7 +197,7 @@ def advance_sequence(con: duckdb.DuckDBPyConnection, name: str, last_value: int)
     else:
         steps = (last_value - current) // step
     if steps > 0:
-        con.execute(f"SELECT max(nextval({quote_literal(name)})) FROM range(?)", [steps])
+        con.execute(f"SELECT max(nextval({quote_literal(name)})) FROM range(?)", [steps]).fetchall()
 
 
 def _split_name(name: str) -> list[str]:

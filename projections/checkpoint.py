@@ -11,7 +11,7 @@ import duckdb
 
 from eventlog.recorder import CheckpointRef, Recorder, Store
 from projections.apply import applied
-from projections.naming import quote_ident, quote_literal
+from projections.naming import STORAGE_SCHEMA, quote_ident, quote_literal, storage_table
 
 _ALIAS = "_asof_checkpoint"
 
@@ -36,6 +36,7 @@ def write_checkpoint(
         con.execute(f"ATTACH {quote_literal(str(path))} AS {_ALIAS}")
         try:
             con.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {_ALIAS}")
+            _materialize_lazy_tables(con, _ALIAS)
         finally:
             con.execute("COMMIT")
             con.execute(f"DETACH {_ALIAS}")
@@ -49,6 +50,25 @@ def write_checkpoint(
     ref = CheckpointRef(store.relative(path), info.txn_id, info.ts, size, checksum)
     recorder.add_checkpoint(ref)
     return ref
+
+
+def _materialize_lazy_tables(con: duckdb.DuckDBPyConnection, target: str) -> None:
+    """A checkpoint must stand alone: copy tables a clone still reads from its base."""
+    from projections.lazy import BASES_TABLE, LAZY_TABLE, base_ddl, delta_table
+
+    qualifier = f"{target}.{STORAGE_SCHEMA}"
+    for table_id, alias in con.execute(f"SELECT table_id, alias FROM {LAZY_TABLE}").fetchall():
+        con.execute(f"DROP VIEW {target}.{storage_table(table_id)}")
+        con.execute(f"DROP TABLE IF EXISTS {target}.{delta_table(table_id)}")
+        create, *indexes = base_ddl(con, alias, table_id, f"t{table_id}", qualifier)
+        con.execute(create)
+        con.execute(
+            f"INSERT INTO {target}.{storage_table(table_id)} SELECT * FROM {storage_table(table_id)}"
+        )
+        for sql in indexes:
+            con.execute(sql)
+    con.execute(f"DELETE FROM {target}.{LAZY_TABLE}")
+    con.execute(f"DELETE FROM {target}.{BASES_TABLE}")
 
 
 def _fsync_and_checksum(path: Path) -> tuple[int, int]:

@@ -61,8 +61,13 @@ def truncate(table_id: int, version: int) -> Event:
     return Event(TRUNCATE, table_id, version, {})
 
 
-def ddl(obj: str, name: str, action: str, sql: str) -> Event:
-    return Event(DDL, None, 0, {"object": obj, "name": name, "action": action, "sql": sql})
+def ddl(obj: str, name: str, action: str, sql: str, *, table_id: int | None = None) -> Event:
+    """`table_id` is set for objects that live on a table (indexes)."""
+    return Event(DDL, table_id, 0, {"object": obj, "name": name, "action": action, "sql": sql})
+
+
+def matview_refresh(table_id: int, version: int, name: str) -> Event:
+    return Event(MATVIEW_REFRESH, table_id, version, {"name": name})
 
 
 def sequence_value(name: str, last_value: int) -> Event:

@@ -14,6 +14,7 @@ from eventlog.events import TransactionInfo
 from eventlog.recorder import Recorder, Store
 from projections.apply import applied, bootstrap
 from projections.checkpoint import nearest_checkpoint
+from projections.lazy import attach_bases, build_at
 from projections.naming import quote_literal
 from projections.replay import replay
 
@@ -77,21 +78,16 @@ class Projection:
         self.con = connect(path, store, allow_external_access=allow_external_access)
         try:
             if fresh:
-                self._rebuild()
+                build_at(self.con, store, recorder, None)
+                self.con.execute("CHECKPOINT")
             else:
+                attach_bases(self.con, store)
                 self.catch_up()
         except BaseException:
             self.con.close()
-            raise
-
-    def _rebuild(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            base = load_base(self.con, self.store, self.recorder, None)
-            replay(self.con, self.recorder, after_txn=base.txn_id if base else 0)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
+            if fresh:
+                for p in (path, path.with_name(path.name + ".wal")):
+                    p.unlink(missing_ok=True)
             raise
 
     def applied(self) -> TransactionInfo | None:

@@ -9,12 +9,13 @@ import pyarrow as pa
 
 from eventlog.events import LOG_ROW_META, RowOp, Transaction
 from projections import kinds
-from projections.projection import connect, load_base
-from projections.replay import replay
+from projections.lazy import build_at
+from projections.projection import connect
 from queryapi.errors import InterfaceError, ProgrammingError
 from queryapi.result import Result
 from queryapi.session import ReadOnlySession, Session
 from queryapi.timeref import format_micros, to_micros
+from queryapi.translate import translate
 
 if TYPE_CHECKING:
     from queryapi.cluster import Cluster
@@ -113,10 +114,11 @@ class AsOf:
         self._rt = runtime
         self.ts = ts
         con = connect(None, runtime.store, allow_external_access=False)
-        con.execute("BEGIN TRANSACTION")
-        base = load_base(con, runtime.store, runtime.recorder, ts)
-        replay(con, runtime.recorder, after_txn=base.txn_id if base else 0, until=ts)
-        con.execute("COMMIT")
+        try:
+            build_at(con, runtime.store, runtime.recorder, ts)
+        except BaseException as exc:
+            con.close()
+            raise translate(exc) from None
         self._con = con
         self._session = ReadOnlySession(
             con.cursor(),

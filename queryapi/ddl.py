@@ -14,6 +14,7 @@ import pyarrow as pa
 from eventlog.events import RowOp
 from projections import kinds
 from projections.apply import apply_event, next_table_id, register_table, set_table_version
+from projections.lazy import LAZY_TABLE, materialize
 from projections.naming import (
     ROW_ID,
     ROW_ID_SEQUENCE,
@@ -123,6 +124,8 @@ def create(s: Session, st: Statement, params: Any) -> Result:
         target, _ = read_name(toks, on + 1)
         table = s.lookup(target, kinds_allowed=("table",))
         sql = _replace(sql, target.start, target.end, storage_table(table.table_id))
+        materialize(s.cur, table.table_id)
+        table_id = table.table_id
     else:
         _check_schema(name)
         held = _main_object(s, name.name)
@@ -131,9 +134,9 @@ def create(s: Session, st: Statement, params: Any) -> Result:
                 f"{name.name!r} is already a {'table' if held == 'table' else 'materialized view'};"
                 " choose another name"
             )
+        table_id = None
     s.cur.execute(sql, params)
-    event = kinds.ddl(obj, name.name, "create", sql)
-    s.emit(event)
+    s.emit(kinds.ddl(obj, name.name, "create", sql, table_id=table_id))
     return Result.empty()
 
 
@@ -224,15 +227,35 @@ def drop(s: Session, st: Statement) -> Result:
         raise NotSupportedError(f"DROP {word} is not supported by asof")
     obj = _OBJECT_WORDS[word]
     sql = st.sql
+    table_id = None
     for name in reversed(names):
         _check_schema(name)
         if obj == "view" and s.find_table(name.name) is not None:
             raise ProgrammingError(f"{name.name!r} is a table; use DROP TABLE")
         if obj == "index":
+            if len(names) > 1:
+                raise NotSupportedError("drop indexes one at a time")
+            table_id = _index_table(s, name.name)
+            if table_id is None and not if_exists:
+                raise ProgrammingError(f"index {name.name!r} does not exist")
+            if table_id is not None:
+                materialize(s.cur, table_id)
             sql = _replace(sql, name.start, name.end, f"{STORAGE_SCHEMA}.{quote_ident(name.name)}")
     s.cur.execute(sql)
-    s.emit(kinds.ddl(obj, ",".join(n.name for n in names), "drop", sql))
+    s.emit(kinds.ddl(obj, ",".join(n.name for n in names), "drop", sql, table_id=table_id))
     return Result.empty()
+
+
+def _index_table(s: Session, index: str) -> int | None:
+    """The table id an index belongs to, looking in shared checkpoints for lazy tables."""
+    row = first_row(
+        s.cur,
+        "SELECT table_name FROM duckdb_indexes() WHERE schema_name = ? "
+        "AND lower(index_name) = lower(?) AND (database_name = current_database() "
+        f"OR database_name IN (SELECT alias FROM {LAZY_TABLE}))",
+        [STORAGE_SCHEMA, index],
+    )
+    return int(row[0][1:]) if row else None
 
 
 # -------------------------------------------------------------------- ALTER
@@ -282,6 +305,7 @@ def alter(s: Session, st: Statement) -> Result:
         if t.kind == "identifier" and t.text.strip('"').lower() == ROW_ID:
             raise ProgrammingError(f"the column name {ROW_ID} is reserved by asof; rename it")
     sql = _replace(st.sql, name.start, name.end, storage_table(table.table_id))
+    materialize(s.cur, table.table_id)
     s.cur.execute(sql)
     version = table.version + 1
     set_table_version(s.cur, table.table_id, version)

@@ -19,6 +19,7 @@ from eventlog.errors import LogError
 from eventlog.events import Event, RowOp
 from projections import kinds
 from projections.apply import apply_event, sequence_values, set_applied
+from projections.lazy import materialize
 from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
 from queryapi import ddl
 from queryapi.dml import DmlPlan, TableInfo, plan_dml
@@ -206,6 +207,7 @@ class Session:
             apply_event(self.cur, event)
             self.emit(event)
             return Result.count(n)
+        materialize(self.cur, table.table_id)
         before = self.row_id_mark()
         if plan.capture == "readback":
             counted = first_row(self.cur, plan.sql, params)

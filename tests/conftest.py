@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from queryapi import Cluster
+
+
+@pytest.fixture
+def cluster():
+    c = Cluster.open(None)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def disk_cluster(tmp_path):
+    c = Cluster.open(tmp_path / "data")
+    yield c
+    c.close()
+
+
+def head_ts(db) -> int:
+    """The physical commit time of the database's newest transaction."""
+    return list(db.transactions())[-1].ts.physical
+
+
+def tick() -> None:
+    """Let the wall clock move so consecutive commits get distinct microseconds."""
+    time.sleep(0.002)
+
+
+def table_rows(handle, table: str) -> list[tuple]:
+    return sorted(handle.sql(f'SELECT * FROM "{table}"').fetchall(), key=repr)
