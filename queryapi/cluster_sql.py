@@ -22,6 +22,18 @@ class ClusterStatement:
     if_exists: bool = False
 
 
+def is_cluster_statement(sql: object) -> bool:
+    """Whether `sql` is CREATE DATABASE or DROP DATABASE (which the cluster runs)."""
+    if not isinstance(sql, str):
+        return False
+    words = sql.split(None, 2)[:2]
+    return (
+        len(words) == 2
+        and words[0].upper() in ("CREATE", "DROP")
+        and words[1].upper() == "DATABASE"
+    )
+
+
 def parse_cluster_sql(sql: str) -> list[ClusterStatement]:
     if not isinstance(sql, str):
         raise ProgrammingError("SQL must be a string")

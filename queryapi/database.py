@@ -11,6 +11,7 @@ from eventlog.events import LOG_ROW_META, RowOp, Transaction
 from projections import kinds
 from projections.lazy import build_at
 from projections.projection import connect
+from queryapi.cluster_sql import is_cluster_statement
 from queryapi.errors import InterfaceError, ProgrammingError
 from queryapi.result import Result
 from queryapi.session import ReadOnlySession, Session
@@ -53,7 +54,12 @@ class Database:
         return self._session
 
     def sql(self, query: str, params: Any = None) -> Result:
-        """Run SQL (several statements allowed); return the last statement's result."""
+        """Run SQL (several statements allowed); return the last statement's result.
+
+        CREATE/DROP DATABASE go to the cluster, as they do from any database in ysqlsh.
+        """
+        if is_cluster_statement(query):
+            return self._cluster.sql(query)
         return self._live().execute(query, params)
 
     execute = sql

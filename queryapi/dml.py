@@ -16,6 +16,7 @@ from queryapi.errors import ProgrammingError
 from queryapi.statements import (
     Name,
     Statement,
+    depth_zero,
     find_kw,
     matching_paren,
     read_name,
@@ -103,6 +104,7 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     ret = find_kw(toks, {"RETURNING"}, j)
     if ret is not None:
         edits.append((toks[ret].start, toks[ret].end, "RETURNING *, "))
+        edits.extend(_hide_row_id_in_stars(toks, ret))
         capture, user_returning = "returning", True
     elif verb == "INSERT" and not conflict:
         capture, user_returning = "readback", False
@@ -110,6 +112,21 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
         edits.append((len(stmt.sql), len(stmt.sql), " RETURNING *"))
         capture, user_returning = "returning", False
     return DmlPlan(table, verb, _apply_edits(stmt.sql, edits), capture, user_returning)
+
+
+def _hide_row_id_in_stars(toks, ret: int) -> list[tuple[int, int, str]]:
+    """Edits that keep the hidden row id out of each `*` of the user's RETURNING list."""
+    edits = []
+    for i, t in depth_zero(toks, ret + 1):
+        prev = toks[i - 1]
+        if t.text != "*" or not (prev.upper == "RETURNING" or prev.text in (",", ".")):
+            continue
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if nxt is not None and nxt.upper == "EXCLUDE" and i + 2 < len(toks) and toks[i + 2].text == "(":
+            edits.append((toks[i + 2].end, toks[i + 2].end, f"{ROW_ID}, "))
+        else:
+            edits.append((t.end, t.end, f" EXCLUDE ({ROW_ID})"))
+    return edits
 
 
 def _positional_insert_at(stmt: Statement, j: int) -> int | None:

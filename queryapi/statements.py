@@ -107,6 +107,9 @@ def tokenize(sql: str) -> tuple[Token, ...]:
         raw = duckdb.tokenize(sql)
     except duckdb.Error as exc:  # pragma: no cover - the tokenizer is lenient
         raise ProgrammingError(f"{_first_line(exc)}; check the SQL syntax") from None
+    if not sql.isascii():  # the tokenizer reports UTF-8 byte offsets; we index characters
+        encoded = sql.encode("utf-8")
+        raw = [(len(encoded[:start].decode("utf-8")), kind) for start, kind in raw]
     out = []
     for i, (start, kind) in enumerate(raw):
         end = raw[i + 1][0] if i + 1 < len(raw) else len(sql)
