@@ -175,5 +175,35 @@ def set_flag(ctx: click.Context, name: str, value: str) -> None:
         click.echo(f"{name} = {json.dumps(cluster.flags[name])}")
 
 
+@main.command()
+@click.argument("database", required=False)
+@click.option("--deep", is_flag=True, help="Also compare each projection with a rebuild from the log.")
+@click.pass_context
+def check(ctx: click.Context, database: str | None, deep: bool) -> None:
+    """Verify checksums, manifests and projections; exit 1 if anything is wrong.
+
+    Example: asof check production_db --deep
+    """
+    with _cluster(ctx) as cluster:
+        problems = cluster.check(database, deep=deep)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise SystemExit(1)
+    click.echo("ok: no problems found")
+
+
+@main.command()
+@click.pass_context
+def gc(ctx: click.Context) -> None:
+    """Delete shared files that nothing needs any more (after drops and compaction).
+
+    Example: asof gc
+    """
+    with _cluster(ctx) as cluster:
+        removed = cluster.gc()
+    click.echo(f"removed {len(removed)} files")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

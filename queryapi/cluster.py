@@ -27,6 +27,7 @@ from projections.checkpoint import write_checkpoint
 from queryapi.cluster_sql import ClusterStatement, parse_cluster_sql
 from queryapi.database import Database
 from queryapi.errors import (
+    AsofError,
     InterfaceError,
     OperationalError,
     ProgrammingError,
@@ -100,6 +101,7 @@ class Cluster:
         self._closed = False
         self._mutex = threading.RLock()
         self._runtimes: dict[str, DatabaseRuntime] = {}
+        self._damaged: dict[str, AsofError] = {}
         if store.exists(CATALOG_LOG_ID):
             catalog_log = store.open(CATALOG_LOG_ID)
         else:
@@ -145,7 +147,12 @@ class Cluster:
     def _seed_clock(self) -> None:
         heads = [self.catalog.recorder.head()]
         for rec in self.catalog.live():
-            heads.append(self._runtime(rec).recorder.head())
+            try:
+                heads.append(self._runtime(rec).recorder.head())
+            except (LogError, AsofError, OSError) as exc:
+                # One damaged database must not take the others down: remember why, and
+                # raise it whenever that database is used.
+                self._damaged[rec.db_id] = translate(exc)
         for head in heads:
             if head is not None:
                 self.clock.observe(head.ts)
@@ -180,6 +187,8 @@ class Cluster:
     # ----------------------------------------------------------- databases
     def _runtime(self, rec: DatabaseRecord) -> DatabaseRuntime:
         with self._mutex:
+            if rec.db_id in self._damaged:
+                raise self._damaged[rec.db_id]
             rt = self._runtimes.get(rec.db_id)
             if rt is None:
                 rt = DatabaseRuntime(
@@ -455,6 +464,23 @@ class Cluster:
                 write_checkpoint(cur, self.store, rt.recorder)
             finally:
                 cur.close()
+
+    # ---------------------------------------------------------- maintenance
+    def check(self, database: str | None = None, *, deep: bool = False) -> list[str]:
+        """Problems found in the cluster (or one database); empty when all is sound."""
+        self._check_open()
+        from queryapi.checks import check_cluster
+
+        return check_cluster(self, database, deep=deep)
+
+    def gc(self) -> list[str]:
+        """Delete shared files that no database, clone, checkpoint or history needs."""
+        self._check_writable()
+        collect = getattr(self.store, "gc", None)
+        try:
+            return collect() if collect is not None else []
+        except BaseException as exc:
+            raise translate(exc) from None
 
     def __repr__(self) -> str:
         return f"<Cluster {self.store.root} databases={len(self.catalog.live())}>"

@@ -1,0 +1,88 @@
+"""Kill a writer process with SIGKILL at random moments; nothing committed may be lost.
+
+The default run samples a few kill points; `ASOF_CRASH_KILLS=200 pytest -m slow
+tests/test_crash.py` runs the full campaign.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from queryapi import Cluster
+
+WRITER = Path(__file__).parent / "tools" / "crash_writer.py"
+
+
+def _run_and_kill(data: Path, seed: int, delay: float) -> tuple[list[int], dict[str, int]]:
+    """Start the writer, kill it after `delay` seconds; return what it reported."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, str(WRITER), str(data), str(seed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reader.join(10)
+    err = proc.stderr.read()
+    assert proc.returncode == -signal.SIGKILL, f"writer died on its own:\n{err}"
+    commits = [int(x.split()[1]) for x in lines if x.startswith("commit ")]
+    clones = {x.split()[1]: int(x.split()[2]) for x in lines if x.startswith("clone ")}
+    return commits, clones
+
+
+def _verify(data: Path, committed: set[int], clones: dict[str, int]) -> None:
+    with Cluster.open(data) as cluster:
+        if "a" not in cluster.databases() or "t_b" not in cluster.database("a").tables():
+            assert not committed, "committed transactions lost with their database"
+            assert cluster.check(deep=True) == []
+            return
+        db = cluster.database("a")
+        a = {r[0] for r in db.sql("SELECT n FROM t_a").fetchall()}
+        b = dict(db.sql("SELECT n, twice FROM t_b").fetchall())
+        missing = committed - a
+        assert not missing, f"committed transactions lost: {sorted(missing)[:10]}"
+        assert a == set(b), f"partial transactions: {sorted(a ^ set(b))[:10]}"
+        assert all(b[n] == 2 * n for n in b)
+        assert a == set(range(1, len(a) + 1)), "a gap in the committed sequence"
+        assert cluster.check(deep=True) == []
+        for name, n in clones.items():
+            rows = cluster.database(name).sql("SELECT count(*), max(n) FROM t_a").fetchall()
+            assert rows == [(n, n)], f"clone {name} should hold 1..{n}, holds {rows}"
+
+
+def _campaign(tmp_path: Path, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    data = tmp_path / "data"
+    committed: set[int] = set()
+    clones: dict[str, int] = {}
+    for i in range(kills):
+        delay = rng.choice([0.05, 0.2, 0.4, 0.7, 1.0]) * rng.random() + 0.3
+        commits, new_clones = _run_and_kill(data, seed * 1000 + i, delay)
+        committed.update(commits)
+        clones.update(new_clones)
+        _verify(data, committed, clones)
+
+
+def test_sigkill_loses_nothing(tmp_path):
+    _campaign(tmp_path, kills=int(os.environ.get("ASOF_CRASH_KILLS_CI", "6")), seed=1)
+
+
+@pytest.mark.slow
+def test_sigkill_campaign(tmp_path):
+    _campaign(tmp_path, kills=int(os.environ.get("ASOF_CRASH_KILLS", "200")), seed=2)
