@@ -64,7 +64,7 @@ class Projection:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None,
         store: Store,
         recorder: Recorder,
         *,
@@ -73,6 +73,10 @@ class Projection:
         self.path = path
         self.store = store
         self.recorder = recorder
+        if path is None:  # a private in-memory copy (read-only clusters in other processes)
+            self.con = connect(None, store, allow_external_access=allow_external_access)
+            build_at(self.con, store, recorder, None)
+            return
         fresh = not path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.con = connect(path, store, allow_external_access=allow_external_access)

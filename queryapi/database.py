@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from eventlog.events import LOG_ROW_META, RowOp, Transaction
-from projections import kinds
+from eventlog.events import Transaction
 from projections.lazy import build_at
 from projections.projection import connect
+from queryapi import history as hist
 from queryapi.cluster_sql import is_cluster_statement
-from queryapi.errors import InterfaceError, ProgrammingError
+from queryapi.errors import InterfaceError
+from queryapi.history import table_history
 from queryapi.result import Result
 from queryapi.session import ReadOnlySession, Session
 from queryapi.timeref import format_micros, to_micros
@@ -21,8 +22,6 @@ from queryapi.translate import translate
 if TYPE_CHECKING:
     from queryapi.cluster import Cluster
     from queryapi.runtime import DatabaseRuntime
-
-_OP_NAMES = {int(RowOp.INSERT): "insert", int(RowOp.UPDATE): "update", int(RowOp.DELETE): "delete"}
 
 
 class Database:
@@ -45,7 +44,6 @@ class Database:
         self._cluster._check_open()
         if self._session is None:
             if self._rt.read_only:
-                self._rt.projection.catch_up()
                 self._session = ReadOnlySession(
                     self._rt.projection.cursor(), "the cluster was opened read-only"
                 )
@@ -82,20 +80,38 @@ class Database:
     def history(
         self,
         table: str,
-        *,
+        where: str | None = None,
         since: Any = None,
         until: Any = None,
     ) -> pa.Table:
-        """Every row event of `table` (all tables ever so named), oldest first."""
-        return table_history(self._rt, table, since=since, until=until)
+        """Every version of the rows of `table` (all tables ever so named), oldest first."""
+        return table_history(self._rt, table, where=where, since=since, until=until)
 
-    def transactions(self, since: Any = None, until: Any = None) -> Iterator[Transaction]:
+    def transactions(
+        self, since: Any = None, until: Any = None, table: str | None = None
+    ) -> Iterator[Transaction]:
         """Committed transactions with since <= ts.physical <= until, oldest first."""
-        lo = None if since is None else to_micros(since)
-        hi = None if until is None else to_micros(until)
-        for txn in self._rt.recorder.transactions(until=hi):
-            if lo is None or txn.ts.physical >= lo:
-                yield txn
+        return hist.transactions(self._rt, since=since, until=until, table=table)
+
+    def transaction_log(
+        self, since: Any = None, until: Any = None, table: str | None = None
+    ) -> pa.Table:
+        """One row per committed transaction (tables, row counts, DDL, SQL), oldest first."""
+        return hist.transaction_log(self._rt, since=since, until=until, table=table)
+
+    def replay(
+        self, since: Any, until: Any, step: Any = None, *, progress: bool | None = None
+    ) -> Iterator[tuple[int, AsOf]]:
+        """(ts, AS OF handle) pairs walking forward per transaction, or per `step`."""
+        from queryapi.replay import replay
+
+        return replay(self, since, until, step, progress=progress)
+
+    def timeline(self, table: str | None = None, out: Any = None) -> Any:
+        """A matplotlib Figure of row events and DDL over time; saved as PNG to `out`."""
+        from queryapi.timeline import timeline
+
+        return timeline(self._cluster, self, table=table, out=out)
 
     def close(self) -> None:
         if self._session is not None:
@@ -164,64 +180,3 @@ class AsOf:
 
     def __repr__(self) -> str:
         return f"<AsOf {self.name!r} at {self.ts} ({format_micros(self.ts)} UTC)>"
-
-
-def table_history(
-    rt: DatabaseRuntime, table: str, *, since: Any = None, until: Any = None
-) -> pa.Table:
-    """Every version of every row of the tables named `table`, in commit order."""
-    lo = None if since is None else to_micros(since)
-    hi = None if until is None else to_micros(until)
-    versions: dict[int, set[int]] = {}
-    names: dict[int, str] = {}
-    for txn in rt.recorder.transactions(until=hi, with_rows=False):
-        for event in txn.events:
-            if event.kind == kinds.CREATE_TABLE:
-                names[event.table_id] = event.data["name"]
-                versions.setdefault(event.table_id, {1})
-            elif event.kind == kinds.RENAME_TABLE:
-                names[event.table_id] = event.data["new"]
-                if event.data["old"].lower() == table.lower():
-                    versions.setdefault(event.table_id, set())
-            elif event.kind in (kinds.ALTER_TABLE, kinds.ROWS) and event.table_id in versions:
-                versions[event.table_id].add(event.version)
-    wanted = {tid for tid in versions if names.get(tid, "").lower() == table.lower()} | {
-        tid for tid, n in names.items() if n.lower() == table.lower()
-    }
-    if not wanted:
-        raise ProgrammingError(
-            f"no table named {table!r} was ever in database {rt.name!r}; list tables with "
-            "SHOW TABLES"
-        )
-    parts = []
-    for tid in sorted(wanted):
-        for version in sorted(versions.get(tid, {1})):
-            rows = rt.recorder.rows(tid, version, until=hi)
-            if rows is None:
-                continue
-            if lo is not None:
-                import pyarrow.compute as pc
-
-                rows = rows.filter(pc.greater_equal(rows.column("_ts"), lo))
-            ops = pa.array([_OP_NAMES[o] for o in rows.column("_op").to_pylist()], pa.string())
-            meta = {
-                "ts": rows.column("_ts"),
-                "txn_id": rows.column("_txn"),
-                "op": ops,
-                "row_id": rows.column("_rid"),
-                "table_id": pa.repeat(pa.scalar(tid, pa.int64()), rows.num_rows),
-            }
-            values = {c: rows.column(c) for c in rows.column_names if c not in LOG_ROW_META}
-            parts.append(pa.table({**meta, **values}))
-    if not parts:
-        return pa.table(
-            {
-                "ts": pa.array([], pa.int64()),
-                "txn_id": pa.array([], pa.int64()),
-                "op": pa.array([], pa.string()),
-                "row_id": pa.array([], pa.int64()),
-                "table_id": pa.array([], pa.int64()),
-            }
-        )
-    out = pa.concat_tables(parts, promote_options="permissive")
-    return out.sort_by([("txn_id", "ascending")])

@@ -59,7 +59,7 @@ class DatabaseRuntime:
         with self._open_lock:
             if self._projection is None:
                 self._projection = Projection(
-                    self.projection_path,
+                    None if self.read_only else self.projection_path,
                     self.store,
                     self.recorder,
                     allow_external_access=self.allow_external_access,
