@@ -1,0 +1,398 @@
+"""The durable Store: a WAL per log, shared immutable Arrow IPC segments, JSON manifests.
+
+A log is its manifest plus its WAL, so a fork is a new manifest naming the source's segments
+with a time cap: no data is copied. Shared files are deleted only by `gc`, once no manifest
+refers to them. One process at a time may open a store directory for writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import attrs
+import pyarrow as pa
+
+from eventlog import manifest as mf
+from eventlog.errors import CorruptionError, LogError, LogIOError, UnknownLogError
+from eventlog.events import Event, Transaction, TransactionInfo
+from eventlog.fsutil import remove_tree, try_lock, unlock
+from eventlog.groupcommit import GroupCommit
+from eventlog.hlc import Timestamp
+from eventlog.layout import MANIFEST_FILE, SEGMENTS, WAL_FILE, Layout, check_name
+from eventlog.maintenance import collect_garbage, verify
+from eventlog.manifest import Manifest
+from eventlog.reader import LogView, decode_tail, last_txn_id, last_visible, record_info
+from eventlog.recorder import CheckpointRef, Lineage
+from eventlog.seal import plan, write_segments
+from eventlog.segment import SegmentCache
+from eventlog.wal import Wal, encode_body, encode_payload
+
+log = logging.getLogger(__name__)
+
+
+class IpcRecorder:
+    """One log: the sealed segments its manifest lists plus the decoded WAL tail in memory.
+
+    Appends are group-committed (see groupcommit.py); seals, checkpoint registration and
+    close take an exclusive turn between commits, so the manifest and WAL change together.
+
+    Opening only reads (a torn WAL tail is cut only if no writer holds the log). The first
+    write takes an exclusive flock on the log directory, held until close, and catches up
+    with the disk if another writer changed it meanwhile; so read-only users of a store
+    (another process, say) never damage the writer, and a second writer fails with
+    LogIOError instead of corrupting the log.
+    """
+
+    def __init__(self, store: IpcStore, log_id: str, directory: Path) -> None:
+        self._store = store
+        self._log_id = log_id
+        self._dir = directory
+        self._manifest_path = directory / MANIFEST_FILE
+        self._writer_fd: int | None = None
+        probe = try_lock(directory, shared=True)  # no writer: safe to cut a torn tail
+        try:
+            self._manifest, self._wal, self._tail = self._load(repair=probe is not None)
+        finally:
+            if probe is not None:
+                unlock(probe)
+        self._head_cache: tuple[Manifest, TransactionInfo | None] | None = None
+        self._lock = threading.Lock()  # guards swapping _manifest / _tail for readers
+        self._group: GroupCommit[_Pending, Transaction] = GroupCommit(self._commit)
+        self._closed = False
+
+    def _load(self, *, repair: bool) -> tuple[Manifest, Wal, list[Transaction]]:
+        """Read manifest and WAL; retry if a writer elsewhere sealed in between."""
+        for attempt in range(5):
+            manifest = mf.read(self._manifest_path)
+            wal, payloads = Wal.open(self._dir / WAL_FILE, repair=repair)
+            try:
+                return manifest, wal, decode_tail(payloads, manifest, wal.path)
+            except CorruptionError:
+                wal.close()
+                if attempt == 4 or mf.read(self._manifest_path) == manifest:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _claim(self) -> None:
+        """Become the log's only writer, first catching up with what is on disk."""
+        if self._writer_fd is not None:
+            return
+        fd = try_lock(self._dir, wait=0.5)  # a reader's probe holds it for a moment
+        if fd is None:
+            raise LogIOError(
+                f"log {self._log_id} is being written by another process or store object"
+            )
+        try:
+            manifest = mf.read(self._manifest_path)
+            if manifest != self._manifest or self._wal.changed_on_disk():
+                tail = decode_tail(self._wal.reload(), manifest, self._wal.path)
+                with self._lock:
+                    self._manifest, self._tail = manifest, tail
+        except BaseException:
+            unlock(fd)
+            raise
+        self._writer_fd = fd
+
+    @property
+    def log_id(self) -> str:
+        return self._log_id
+
+    @property
+    def lineage(self) -> tuple[Lineage, ...]:
+        return self._manifest.lineage
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _view(self) -> LogView:
+        with self._lock:
+            return LogView(self._manifest, self._tail[:], self._store.cache)
+
+    def head(self) -> TransactionInfo | None:
+        view = self._view()
+        if view.tail:
+            return view.tail[-1].info
+        cached = self._head_cache
+        if cached is not None and cached[0] is view.manifest:
+            return cached[1]
+        rec = last_visible(view.manifest, self._store.cache)
+        info = None if rec is None else record_info(rec)
+        self._head_cache = (view.manifest, info)
+        return info
+
+    # Writing
+
+    def append(
+        self, events: Sequence[Event], *, ts: Timestamp, sql: str | None = None
+    ) -> Transaction:
+        """Durable on return. Event data reads back (and is returned) as its JSON value."""
+        if self._closed:
+            raise LogIOError(f"log {self._log_id} is closed")
+        body, normalized = encode_body(events, ts, sql)
+        txn = self._group.submit(_Pending(body, normalized, ts, sql))
+        if self._wal.size > self._store.seal_bytes:
+            try:
+                self.seal()
+            except Exception:  # the append is durable in the WAL; sealing can wait
+                log.exception("automatic seal of log %s failed", self._log_id)
+        return txn
+
+    def _commit(self, batch: list[_Pending]) -> list[Transaction]:
+        """Write and fsync one group of transactions (GroupCommit's leader calls this)."""
+        if self._closed:
+            raise LogIOError(f"log {self._log_id} is closed")
+        self._claim()
+        last = self._tail[-1].txn_id if self._tail else self._manifest.last_sealed_txn
+        ids = range(last + 1, last + 1 + len(batch))
+        self._wal.append([encode_payload(i, p.body) for i, p in zip(ids, batch, strict=True)])
+        txns = [Transaction(i, p.ts, p.events, p.sql) for i, p in zip(ids, batch, strict=True)]
+        with self._lock:
+            self._tail.extend(txns)
+        return txns
+
+    def seal(self) -> None:
+        with self._group.exclusive():
+            if self._closed or (not self._tail and self._writer_fd is None):
+                return  # nothing to seal: no need to become the writer
+            self._claim()
+            self._seal()
+
+    def _seal(self) -> None:
+        tail = self._tail
+        if not tail:
+            return
+        store = self._store
+        runs, located = plan(tail, store._new_segment)
+        txns_path = store._new_segment()
+        paths = [r.path for r in runs] + [txns_path]
+        try:
+            refs = write_segments(tail, runs, located, txns_path, store.resolve)
+            new = attrs.evolve(
+                self._manifest,
+                segments=(*self._manifest.segments, *refs),
+                last_sealed_txn=tail[-1].txn_id,
+            )
+            mf.write(self._manifest_path, new)
+        except OSError as exc:
+            # The WAL stays: whichever manifest is on disk, reopening finds each txn once.
+            raise LogIOError(f"cannot seal log {self._log_id}: {exc}") from exc
+        finally:
+            store._unpend(paths)
+        with self._lock:
+            self._manifest = new
+            self._tail = []
+            self._head_cache = (new, tail[-1].info)
+        try:
+            self._wal.reset()
+        except LogIOError as exc:  # sealed frames left in the WAL are skipped on open
+            log.warning("%s", exc)
+
+    def add_checkpoint(self, ref: CheckpointRef) -> None:
+        with self._group.exclusive():
+            if self._closed:
+                raise LogIOError(f"log {self._log_id} is closed")
+            self._claim()
+            new = attrs.evolve(self._manifest, checkpoints=(*self._manifest.checkpoints, ref))
+            try:
+                mf.write(self._manifest_path, new)
+            except OSError as exc:
+                raise LogIOError(f"cannot register checkpoint {ref.path}: {exc}") from exc
+            with self._lock:
+                self._manifest = new
+        self._store._unpend([ref.path])
+
+    def checkpoints(self, *, until: int | None = None) -> list[CheckpointRef]:
+        refs = self._manifest.checkpoints
+        return [c for c in refs if until is None or c.ts.physical <= until]
+
+    def close(self) -> None:
+        with self._group.exclusive():
+            if self._closed:
+                return
+            self._closed = True
+            self._wal.close()
+            if self._writer_fd is not None:
+                unlock(self._writer_fd)
+                self._writer_fd = None
+        self._store._forget(self)
+
+    # Reading
+
+    def transactions(
+        self, *, after_txn: int = 0, until: int | None = None, with_rows: bool = True
+    ) -> Iterator[Transaction]:
+        """Sealed transactions, then the WAL tail. Without rows, events carry rows=None."""
+        return self._view().transactions(after_txn, until, with_rows)
+
+    def rows(
+        self, table_id: int, version: int, *, after_txn: int = 0, until: int | None = None
+    ) -> pa.Table | None:
+        return self._view().rows(table_id, version, after_txn, until)
+
+
+@attrs.frozen
+class _Pending:
+    """An encoded transaction waiting for its txn_id and a group commit."""
+
+    body: bytes
+    events: tuple[Event, ...]
+    ts: Timestamp
+    sql: str | None
+
+
+class IpcStore:
+    """Every log of one cluster in a directory (layout: see layout.py).
+
+    One process at a time may open a store directory; within it, one IpcRecorder per log
+    (open() returns the same object until it is closed).
+    """
+
+    def __init__(self, root: Path, *, seal_bytes: int = 64 << 20) -> None:
+        self._layout = Layout(root)
+        self._layout.ensure()
+        self.seal_bytes = seal_bytes
+        self.cache = SegmentCache(self.resolve)
+        self._lock = threading.RLock()
+        self._open: dict[str, IpcRecorder] = {}
+        self._pending: set[str] = set()  # shared files written but not yet in a manifest
+        self._pending_lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        return self._layout.root
+
+    def exists(self, log_id: str) -> bool:
+        return self._layout.manifest_path(log_id).is_file()
+
+    def log_ids(self) -> list[str]:
+        return self._layout.log_ids()
+
+    def create(self, log_id: str) -> IpcRecorder:
+        with self._lock:
+            self._make_log(Manifest(check_name(log_id)))
+            return self.open(log_id)
+
+    def open(self, log_id: str) -> IpcRecorder:
+        with self._lock:
+            rec = self._open.get(check_name(log_id))
+            if rec is not None and not rec.closed:
+                return rec
+            if not self.exists(log_id):
+                raise UnknownLogError(f"no log {log_id!r}")
+            rec = IpcRecorder(self, log_id, self._layout.log_dir(log_id))
+            self._open[log_id] = rec
+            return rec
+
+    def _forget(self, rec: IpcRecorder) -> None:
+        with self._lock:
+            if self._open.get(rec.log_id) is rec:
+                del self._open[rec.log_id]
+
+    def _make_log(self, manifest: Manifest) -> None:
+        try:
+            self._layout.create_log(manifest.log_id, mf.encode(manifest))
+        except FileExistsError:
+            raise LogError(f"log {manifest.log_id!r} already exists") from None
+        except OSError as exc:
+            raise LogIOError(f"cannot create log {manifest.log_id!r}: {exc}") from exc
+
+    def fork(self, source_id: str, target_id: str, *, until: int) -> IpcRecorder:
+        """Seal the source, then write a manifest naming its segments capped at `until`.
+
+        Reads at most the one txns segment that straddles `until` (to find the last
+        inherited txn); copies nothing.
+        """
+        check_name(target_id)
+        with self._lock:
+            if self.exists(target_id):
+                raise LogError(f"log {target_id!r} already exists")
+            source = self.open(source_id)
+            source.seal()
+            sealed = source.manifest
+            fork = Manifest(
+                target_id,
+                lineage=(Lineage(source_id, until), *sealed.lineage),
+                segments=tuple(s.capped(until) for s in sealed.segments if s.visible_at(until)),
+                checkpoints=tuple(c for c in sealed.checkpoints if c.ts.physical <= until),
+            )
+            fork = attrs.evolve(fork, last_sealed_txn=last_txn_id(fork, self.cache))
+            self._make_log(fork)
+            return self.open(target_id)
+
+    def drop(self, log_id: str) -> None:
+        """Close and delete the log's directory; shared files stay until `gc`."""
+        with self._lock:
+            rec = self._open.pop(check_name(log_id), None)
+            if rec is not None:
+                rec.close()
+            directory = self._layout.log_dir(log_id)
+            if not directory.exists():
+                return
+            try:
+                remove_tree(directory)
+            except OSError as exc:
+                raise LogIOError(f"cannot drop log {log_id!r}: {exc}") from exc
+
+    # Shared files
+
+    def new_file_path(self, kind: str, suffix: str) -> Path:
+        """A fresh path; `gc` spares it (in this process) until a manifest names it."""
+        if "/" in suffix or "\\" in suffix:
+            raise ValueError(f"invalid file suffix {suffix!r}")
+        path = self._layout.shared_dir(kind) / f"{uuid.uuid4().hex}{suffix}"
+        self._pend([self.relative(path)])
+        return path
+
+    def _new_segment(self) -> str:
+        rel = f"{SEGMENTS}/{uuid.uuid4().hex}.arrow"
+        self._pend([rel])
+        return rel
+
+    def _pend(self, paths: Sequence[str]) -> None:
+        with self._pending_lock:
+            self._pending.update(paths)
+
+    def _pending_now(self) -> tuple[str, ...]:
+        with self._pending_lock:
+            return tuple(self._pending)
+
+    def _unpend(self, paths: Sequence[str]) -> None:
+        with self._pending_lock:
+            self._pending.difference_update(paths)
+
+    def resolve(self, relative: str) -> Path:
+        return self._layout.resolve(relative)
+
+    def relative(self, path: Path) -> str:
+        return self._layout.relative(path)
+
+    def gc(self) -> list[str]:
+        """Delete shared files no manifest refers to, and leftovers of interrupted creates
+        and drops; return their store-relative paths.
+
+        Safe against seals and checkpoints in progress in this process, not against
+        writers in other processes. Raises CorruptionError, deleting nothing, if any
+        manifest cannot be read.
+        """
+        with self._lock:
+            return collect_garbage(self._layout, self._pending_now)
+
+    def verify(self, log_id: str | None = None) -> list[str]:
+        """Human-readable problems of one log or all; never raises for damaged files."""
+        return verify(self._layout, [log_id] if log_id is not None else self.log_ids())
+
+    def close(self) -> None:
+        with self._lock:
+            for rec in list(self._open.values()):
+                rec.close()
+            self._open.clear()
+            self.cache.clear()

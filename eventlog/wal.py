@@ -1,0 +1,400 @@
+"""The write-ahead log of one database: committed transactions not yet sealed into segments.
+
+The file is a sequence of frames, one per transaction:
+
+    magic b"AWL1" | u64 payload length | u32 crc32(payload) | u32 crc32(previous 16 bytes)
+    payload = zstd( u64 txn_id | u32 meta length | meta JSON | Arrow IPC stream per row event )
+
+Checksums are zlib.crc32: in the standard library, hardware-assisted and fast enough that a
+frame costs far less to check than to fsync; it guards against torn and flipped bytes, not
+against an adversary. The header has its own checksum so a damaged length field is never
+trusted to skip over, or cut off, good frames.
+
+A bad frame at the very end is a torn append (the process died mid-write) and is cut off on
+open; a bad frame followed by a good one is corruption and is reported, never repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import pyarrow as pa
+import zstandard
+
+from eventlog.errors import CorruptionError, LogIOError
+from eventlog.events import Event, Transaction
+from eventlog.hlc import Timestamp
+
+MAGIC = b"AWL1"
+_HEADER = struct.Struct("<4sQI")
+_HEADER_CRC = struct.Struct("<I")
+HEADER_SIZE = _HEADER.size + _HEADER_CRC.size
+_TXN = struct.Struct("<QI")
+#: zstd level for WAL payloads: level 1 keeps compression well below the cost of an fsync.
+ZSTD_LEVEL = 1
+
+
+# File operations go through these module functions so tests can inject ENOSPC / EIO.
+
+
+def _write(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _fsync(fd: int) -> None:
+    os.fsync(fd)
+
+
+def _truncate(fd: int, length: int) -> None:
+    os.ftruncate(fd, length)
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    parts: list[bytes] = []
+    offset = 0
+    while offset < size:
+        block = os.pread(fd, min(size - offset, 1 << 24), offset)
+        if not block:
+            break
+        parts.append(block)
+        offset += len(block)
+    return b"".join(parts)
+
+
+# Frames
+
+
+def encode_frame(payload: bytes) -> bytes:
+    head = _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload))
+    return head + _HEADER_CRC.pack(zlib.crc32(head)) + payload
+
+
+@attrs.frozen
+class Frame:
+    offset: int
+    end: int
+    payload: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen
+class WalScan:
+    """What a WAL file holds: its good frames and, if any, where the damage starts."""
+
+    frames: tuple[Frame, ...]
+    good_end: int
+    size: int
+    corrupt: bool = False  # a bad frame followed by a good one
+
+    @property
+    def torn(self) -> bool:
+        return not self.corrupt and self.good_end < self.size
+
+    def problem(self, path: Path) -> str | None:
+        if self.corrupt:
+            return f"WAL {path}: bad frame at offset {self.good_end} followed by good frames"
+        if self.torn:
+            return f"WAL {path}: torn tail of {self.size - self.good_end} bytes at offset {self.good_end}"
+        return None
+
+
+def _frame_at(data: bytes, offset: int) -> Frame | None:
+    """The valid frame starting at `offset`, or None."""
+    if len(data) - offset < HEADER_SIZE:
+        return None
+    head = data[offset : offset + _HEADER.size]
+    magic, length, crc = _HEADER.unpack(head)
+    (head_crc,) = _HEADER_CRC.unpack_from(data, offset + _HEADER.size)
+    if magic != MAGIC or head_crc != zlib.crc32(head):
+        return None
+    start = offset + HEADER_SIZE
+    end = start + length
+    if end > len(data):
+        return None
+    payload = data[start:end]
+    if zlib.crc32(payload) != crc:
+        return None
+    return Frame(offset, end, payload)
+
+
+def scan(data: bytes) -> WalScan:
+    """Split WAL bytes into good frames; tell a torn tail from corruption in the middle."""
+    frames: list[Frame] = []
+    offset = 0
+    while offset < len(data):
+        frame = _frame_at(data, offset)
+        if frame is None:
+            break
+        frames.append(frame)
+        offset = frame.end
+    corrupt = False
+    if offset < len(data):
+        probe = data.find(MAGIC, offset + 1)
+        while probe != -1 and not corrupt:
+            corrupt = _frame_at(data, probe) is not None
+            probe = data.find(MAGIC, probe + 1)
+    return WalScan(tuple(frames), offset, len(data), corrupt)
+
+
+def scan_file(path: Path) -> WalScan:
+    return scan(path.read_bytes())
+
+
+class Wal:
+    """An open WAL file. Not thread-safe: the recorder lets one leader at a time append.
+
+    Every append is written and fsync'd before it returns. A failed write or fsync is rolled
+    back (the file truncated to its length before the append) and raises LogIOError. After
+    any failure the page cache is not trusted (an fsync error may have dropped dirty pages
+    while marking them clean): the next append first reopens the file and re-reads and
+    re-verifies it from disk.
+    """
+
+    def __init__(self, path: Path, fd: int, end: int) -> None:
+        self.path = path
+        self._fd: int | None = fd  # None after a failed reopen, until the next attempt
+        self._end: int | None = end  # None: unknown after a failed reset
+        self._suspect = False
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls, path: Path, *, create: bool = False, repair: bool = True
+    ) -> tuple[Wal, list[bytes]]:
+        """Open and recover: return the payloads of its good frames.
+
+        A missing file is corruption (a log's WAL is created with it) unless `create`.
+        With repair=False a torn tail is skipped but left in place: the caller may not be
+        the writer, and the "torn" bytes may be an append in progress elsewhere.
+        """
+        try:
+            fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        except FileNotFoundError:
+            raise CorruptionError(f"WAL {path} is missing", str(path)) from None
+        except OSError as exc:
+            raise LogIOError(f"cannot open WAL {path}: {exc}") from exc
+        try:
+            found = cls._recover_fd(path, fd, expected_end=None, repair=repair)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, fd, found.good_end), [f.payload for f in found.frames]
+
+    def changed_on_disk(self) -> bool:
+        """Whether the file's length differs from what this object last wrote or read."""
+        if self._fd is None or self._end is None:
+            return True
+        try:
+            return os.fstat(self._fd).st_size != self._end
+        except OSError:
+            return True
+
+    def reload(self) -> list[bytes]:
+        """Reopen and re-read the file from disk, cutting a torn tail; return its payloads."""
+        if self._closed:
+            raise LogIOError(f"WAL {self.path} is closed")
+        self._end = None
+        self._reopen(verify=False)
+        assert self._fd is not None
+        found = self._recover_fd(self.path, self._fd, expected_end=None)
+        self._end = found.good_end
+        self._suspect = False
+        return [f.payload for f in found.frames]
+
+    @staticmethod
+    def _recover_fd(
+        path: Path, fd: int, expected_end: int | None, *, repair: bool = True
+    ) -> WalScan:
+        try:
+            found = scan(_read_all(fd))
+        except OSError as exc:
+            raise LogIOError(f"cannot read WAL {path}: {exc}") from exc
+        if found.corrupt:
+            raise CorruptionError(found.problem(path) or "", str(path))
+        if expected_end is not None and found.good_end < expected_end:
+            raise CorruptionError(
+                f"WAL {path} lost committed frames: good up to {found.good_end}, "
+                f"committed up to {expected_end}",
+                str(path),
+            )
+        end = found.good_end if expected_end is None else expected_end
+        if end < found.size and repair:
+            try:
+                _truncate(fd, end)
+                _fsync(fd)
+            except OSError as exc:
+                raise LogIOError(f"cannot truncate WAL {path}: {exc}") from exc
+        return attrs.evolve(found, good_end=end, size=end)
+
+    @property
+    def size(self) -> int:
+        return self._end or 0
+
+    def append(self, payloads: Sequence[bytes]) -> None:
+        """Append one frame per payload and fsync them all, or raise LogIOError."""
+        if self._closed:
+            raise LogIOError(f"WAL {self.path} is closed")
+        if self._suspect or self._fd is None:
+            self._reopen(verify=True)
+        assert self._fd is not None and self._end is not None
+        data = b"".join(encode_frame(p) for p in payloads)
+        start = self._end
+        try:
+            _write(self._fd, data, start)
+            _fsync(self._fd)
+        except OSError as exc:
+            self._suspect = True
+            try:
+                _truncate(self._fd, start)
+                _fsync(self._fd)
+            except OSError:
+                pass  # _reopen retries before the next append
+            raise LogIOError(f"cannot append to WAL {self.path}: {exc}") from exc
+        self._end = start + len(data)
+
+    def reset(self) -> None:
+        """Empty the file once its contents are sealed elsewhere.
+
+        What the file held no longer matters, so after a failure this reopens it without
+        verifying it; a truncation fsync'd on a fresh descriptor makes it trustworthy again.
+        """
+        if self._closed:
+            raise LogIOError(f"WAL {self.path} is closed")
+        try:
+            if self._suspect or self._fd is None:
+                self._reopen(verify=False)
+            assert self._fd is not None
+            _truncate(self._fd, 0)
+            _fsync(self._fd)
+        except (OSError, LogIOError) as exc:
+            self._suspect = True
+            self._end = None  # stale frames may remain; they are sealed and skipped on open
+            raise LogIOError(f"cannot reset WAL {self.path}: {exc}") from exc
+        self._end = 0
+        self._suspect = False
+
+    def _reopen(self, *, verify: bool) -> None:
+        """Reopen the file (and re-read and re-verify it from disk) after a failure."""
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+        try:
+            self._fd = os.open(self.path, os.O_RDWR)
+        except OSError as exc:
+            raise LogIOError(f"cannot reopen WAL {self.path}: {exc}") from exc
+        if verify:
+            self._end = self._recover_fd(self.path, self._fd, self._end).good_end
+            self._suspect = False
+
+    def close(self) -> None:
+        self._closed = True
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# Payloads
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    if not hasattr(_local, "cctx"):
+        _local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        _local.dctx = zstandard.ZstdDecompressor()
+    return _local.cctx
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    _compressor()
+    return _local.dctx
+
+
+def _stream_bytes(rows: pa.Table) -> bytes:
+    """An Arrow IPC stream: it keeps the exact schema (metadata too) and every type."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write(rows)
+    return sink.getvalue().to_pybytes()
+
+
+def encode_body(
+    events: Sequence[Event], ts: Timestamp, sql: str | None
+) -> tuple[bytes, tuple[Event, ...]]:
+    """A transaction without its txn_id, and its events as they will read back.
+
+    Runs in the appending thread, before the txn_id is known, so concurrent appends encode
+    their rows in parallel. `data` goes through JSON, so it reads back as JSON values.
+    """
+    metas: list[dict[str, object]] = []
+    blobs: list[bytes] = []
+    normalized: list[Event] = []
+    for event in events:
+        if isinstance(event.rows, pa.RecordBatch):
+            event = attrs.evolve(event, rows=pa.Table.from_batches([event.rows]))
+        data_json = json.dumps(dict(event.data))
+        blob = None if event.rows is None else _stream_bytes(event.rows)
+        if blob is not None:
+            blobs.append(blob)
+        metas.append(
+            {
+                "kind": event.kind,
+                "table_id": event.table_id,
+                "version": event.version,
+                "data": data_json,
+                "rows": None if blob is None else len(blob),
+            }
+        )
+        normalized.append(attrs.evolve(event, data=json.loads(data_json)))
+    meta = json.dumps({"ts": [ts.physical, ts.logical], "sql": sql, "events": metas}).encode()
+    body = b"".join([struct.pack("<I", len(meta)), meta, *blobs])
+    return body, tuple(normalized)
+
+
+def encode_payload(txn_id: int, body: bytes) -> bytes:
+    return _compressor().compress(struct.pack("<Q", txn_id) + body)
+
+
+def decode_payload(payload: bytes, path: Path) -> Transaction:
+    """The transaction in a frame's payload; CorruptionError if it does not decode."""
+    try:
+        raw = _decompressor().decompress(payload)
+        txn_id, meta_len = _TXN.unpack_from(raw, 0)
+        start = _TXN.size
+        meta = json.loads(raw[start : start + meta_len])
+        buf = pa.py_buffer(raw)
+        offset = start + meta_len
+        events: list[Event] = []
+        for item in meta["events"]:
+            rows = None
+            if item["rows"] is not None:
+                length = item["rows"]
+                rows = pa.ipc.open_stream(buf.slice(offset, length)).read_all()
+                offset += length
+            data = json.loads(item["data"])
+            events.append(Event(item["kind"], item["table_id"], item["version"], data, rows))
+        physical, logical = meta["ts"]
+        return Transaction(txn_id, Timestamp(physical, logical), tuple(events), meta["sql"])
+    except (
+        zstandard.ZstdError,
+        pa.ArrowException,
+        ValueError,
+        KeyError,
+        TypeError,
+        struct.error,
+    ) as exc:
+        raise CorruptionError(f"WAL {path}: undecodable frame: {exc}", str(path)) from exc

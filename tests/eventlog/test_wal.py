@@ -1,0 +1,184 @@
+"""The WAL on its own: frames, payload encoding, torn tails, corruption, I/O faults."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from eventlog import wal
+from eventlog.errors import CorruptionError, LogIOError
+from eventlog.events import Event
+from eventlog.hlc import Timestamp
+from eventlog.wal import HEADER_SIZE, Wal, decode_payload, encode_body, encode_frame, scan
+
+
+def _payload(i: int) -> bytes:
+    return f"payload {i} ".encode() * (i + 1)
+
+
+def _frames(n: int) -> bytes:
+    return b"".join(encode_frame(_payload(i)) for i in range(n))
+
+
+def test_scan_reads_back_every_frame() -> None:
+    found = scan(_frames(5))
+    assert [f.payload for f in found.frames] == [_payload(i) for i in range(5)]
+    assert not found.torn and not found.corrupt
+
+
+def test_scan_treats_any_cut_of_the_last_frame_as_a_torn_tail() -> None:
+    data = _frames(4)
+    last_start = len(_frames(3))
+    for cut in range(last_start, len(data)):
+        found = scan(data[:cut])
+        assert len(found.frames) == 3
+        assert found.good_end == last_start
+        assert not found.corrupt
+        assert found.torn == (cut > last_start)
+
+
+def test_scan_treats_garbage_after_the_last_frame_as_torn() -> None:
+    found = scan(_frames(2) + b"\x00" * 100)
+    assert found.torn and len(found.frames) == 2
+
+
+@pytest.mark.parametrize("where", ["magic", "length", "crc", "payload"])
+def test_a_bad_frame_followed_by_a_good_one_is_corruption(where: str) -> None:
+    data = bytearray(_frames(3))
+    second = len(encode_frame(_payload(0)))
+    offset = {"magic": 0, "length": 5, "crc": 12, "payload": HEADER_SIZE + 3}[where]
+    data[second + offset] ^= 0x40
+    found = scan(bytes(data))
+    assert found.corrupt
+    assert found.good_end == second
+    assert "followed by good frames" in (found.problem(Path("w")) or "")
+
+
+def test_encode_decode_payload_keeps_every_arrow_type(typed_rows, rows_equal) -> None:
+    rows = typed_rows(25)
+    events = [
+        Event("create", 7, 1, {"name": "t", "cols": ["a", "b"], "n": None}),
+        Event("rows", 7, 1, rows=rows),
+        Event("rows", 7, 1, rows=rows.slice(0, 0)),
+        Event("note"),
+    ]
+    body, normalized = encode_body(events, Timestamp(123, 4), "INSERT ...")
+    txn = decode_payload(wal.encode_payload(42, body), Path("w"))
+    assert txn.txn_id == 42 and txn.ts == Timestamp(123, 4) and txn.sql == "INSERT ..."
+    assert txn.events == tuple(events) == normalized
+    assert rows_equal(txn.events[1].rows, rows)
+    assert rows_equal(txn.events[2].rows, rows.slice(0, 0))
+    assert txn.events[0].rows is None and txn.events[3].rows is None
+
+
+def test_event_data_reads_back_as_json() -> None:
+    body, normalized = encode_body([Event("k", data={"t": (1, 2)})], Timestamp(1), None)
+    assert normalized[0].data == {"t": [1, 2]}
+    assert decode_payload(wal.encode_payload(1, body), Path("w")).events == normalized
+
+
+def test_undecodable_payload_raises_corruption() -> None:
+    with pytest.raises(CorruptionError, match="undecodable"):
+        decode_payload(b"not zstd", Path("some/wal"))
+
+
+def test_open_truncates_a_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "wal"
+    data = _frames(3)
+    path.write_bytes(data + encode_frame(_payload(9))[:-4])
+    log, payloads = Wal.open(path)
+    assert payloads == [_payload(i) for i in range(3)]
+    assert path.stat().st_size == len(data) == log.size
+    log.append([b"next"])
+    log.close()
+    assert [f.payload for f in scan(path.read_bytes()).frames][-1] == b"next"
+
+
+def test_open_refuses_corruption_in_the_middle(tmp_path: Path) -> None:
+    path = tmp_path / "wal"
+    data = bytearray(_frames(3))
+    data[HEADER_SIZE + 2] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptionError) as info:
+        Wal.open(path)
+    assert str(path) in str(info.value) and info.value.path == str(path)
+    assert path.read_bytes() == bytes(data)  # never repaired
+
+
+def _failing(real, err: int, times: int = 1, partial: bool = False):
+    calls = {"left": times}
+
+    def fake(fd: int, *args):
+        if calls["left"] > 0:
+            calls["left"] -= 1
+            if partial:  # a short write reached the file before the error
+                real(fd, args[0][: len(args[0]) // 2], *args[1:])
+            raise OSError(err, os.strerror(err))
+        return real(fd, *args)
+
+    return fake
+
+
+@pytest.mark.parametrize(
+    "target,err,partial",
+    [("_write", errno.ENOSPC, True), ("_write", errno.EIO, False), ("_fsync", errno.EIO, False)],
+)
+def test_failed_append_is_rolled_back_and_the_next_one_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, err: int, partial: bool
+) -> None:
+    path = tmp_path / "wal"
+    log, _ = Wal.open(path, create=True)
+    log.append([b"one"])
+    size = path.stat().st_size
+    monkeypatch.setattr(wal, target, _failing(getattr(wal, target), err, partial=partial))
+    with pytest.raises(LogIOError):
+        log.append([b"two"])
+    assert path.stat().st_size == size
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a: opened.append(str(p)) or real_open(p, *a))
+    log.append([b"three"])
+    assert opened == [str(path)]  # the file was reopened and re-read before appending
+    log.close()
+    assert [f.payload for f in scan(path.read_bytes()).frames] == [b"one", b"three"]
+
+
+def test_failed_rollback_is_repaired_before_the_next_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "wal"
+    log, _ = Wal.open(path, create=True)
+    log.append([b"one"])
+    # the fsync fails, the rollback truncation fails, then the repair's fsync fails once
+    monkeypatch.setattr(wal, "_fsync", _failing(wal._fsync, errno.EIO, times=2))
+    monkeypatch.setattr(wal, "_truncate", _failing(wal._truncate, errno.EIO, times=1))
+    with pytest.raises(LogIOError):
+        log.append([b"lost"])
+    with pytest.raises(LogIOError, match="cannot truncate"):
+        log.append([b"not yet"])
+    log.append([b"two"])
+    log.close()
+    assert [f.payload for f in scan(path.read_bytes()).frames] == [b"one", b"two"]
+
+
+def test_a_missing_wal_is_corruption(tmp_path: Path) -> None:
+    with pytest.raises(CorruptionError, match="missing"):
+        Wal.open(tmp_path / "wal")
+
+
+def test_append_after_close_raises(tmp_path: Path) -> None:
+    log, _ = Wal.open(tmp_path / "wal", create=True)
+    log.close()
+    with pytest.raises(LogIOError):
+        log.append([b"x"])
+
+
+def test_rows_as_record_batch_are_accepted(typed_rows, rows_equal) -> None:
+    batch = typed_rows(3).to_batches()[0]
+    body, _ = encode_body([Event("rows", 1, rows=batch)], Timestamp(1), None)
+    txn = decode_payload(wal.encode_payload(1, body), Path("w"))
+    assert rows_equal(txn.events[0].rows, pa.Table.from_batches([batch]))
