@@ -151,7 +151,15 @@ def apply_rows(con: duckdb.DuckDBPyConnection, table_id: int, rows: pa.Table) ->
     if rows.num_rows == 0:
         return
     target = storage_table(table_id)
-    columns = [c for c in rows.column_names if c not in _META]
+    generated = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ? AND is_generated",
+            [STORAGE_SCHEMA, f"t{int(table_id)}"],
+        ).fetchall()
+    }
+    columns = [c for c in rows.column_names if c not in _META and c not in generated]
     col_list = ", ".join(quote_ident(c) for c in [*columns, ROW_ID])
     name = next(_batch_names)
     con.register(name, rows)

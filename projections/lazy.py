@@ -203,3 +203,20 @@ def build_at(
         base = load_lazy_base(con, store, ref.path)
     last = replay(con, recorder, after_txn=base.txn_id if base else 0, until=until)
     return last or base
+
+
+def damaged_bases(con: duckdb.DuckDBPyConnection, store: Store, recorder: Recorder) -> list[str]:
+    """The attached checkpoints whose bytes no longer match their recorded checksum."""
+    from projections.checkpoint import verify_checkpoint
+
+    try:
+        paths = {r[0] for r in con.execute(f"SELECT path FROM {BASES_TABLE}").fetchall()}
+    except duckdb.Error:
+        return []
+    out = []
+    for ref in recorder.checkpoints():
+        if ref.path in paths:
+            problem = verify_checkpoint(store, ref)
+            if problem is not None:
+                out.append(problem)
+    return out

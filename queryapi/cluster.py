@@ -167,10 +167,11 @@ class Cluster:
                 return
             self._closed = True
             for rt in self._runtimes.values():
-                try:
-                    rt.recorder.seal()
-                except (LogError, OSError):
-                    pass
+                if not self.read_only:
+                    try:
+                        rt.recorder.seal()
+                    except (LogError, OSError):
+                        pass
                 rt.close()
             self._runtimes.clear()
             self.catalog.recorder.close()

@@ -9,7 +9,8 @@ becomes visible in the projection before its transaction is durable in the log.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -19,11 +20,13 @@ from eventlog.errors import LogError
 from eventlog.events import Event, RowOp
 from projections import kinds
 from projections.apply import apply_event, sequence_values, set_applied
-from projections.lazy import materialize
+from projections.lazy import damaged_bases, materialize
 from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
 from queryapi import ddl
 from queryapi.dml import DmlPlan, TableInfo, plan_dml
 from queryapi.errors import (
+    AsofError,
+    CorruptionError,
     NotSupportedError,
     OperationalError,
     ProgrammingError,
@@ -48,6 +51,8 @@ class Session:
 
     def __init__(self, runtime: DatabaseRuntime) -> None:
         self.rt = runtime
+        self.store = runtime.store
+        self.recorder = runtime.recorder
         self.cur = runtime.projection.cursor()
         self._lock = threading.RLock()
         self._explicit = False
@@ -88,7 +93,16 @@ class Session:
                 pass
 
     # ------------------------------------------------------------- dispatch
+    #: Set by Database: a context manager that rewrites time-travel SQL (queryapi.sqlrewrite).
+    rewriter: Callable[[Session, Statement], AbstractContextManager[Statement]] | None = None
+
     def _run(self, st: Statement, params: Any) -> Result:
+        if self.rewriter is not None and st.type != "TRANSACTION":
+            with self.rewriter(self, st) as rewritten:
+                return self._run_statement(rewritten, params)
+        return self._run_statement(st, params)
+
+    def _run_statement(self, st: Statement, params: Any) -> Result:
         if st.type == "TRANSACTION":
             return self._transaction_control(st)
         if st.type in READ_TYPES and not self._calls_nextval(st):
@@ -103,7 +117,7 @@ class Session:
         except BaseException as exc:
             self._abort()
             self._explicit = False
-            raise translate(exc, rolled_back=not autocommit) from None
+            raise self._error(exc, rolled_back=not autocommit) from None
         if autocommit:
             self._commit()
         return result
@@ -134,8 +148,17 @@ class Session:
             if self._explicit:
                 self._abort()
                 self._explicit = False
-                raise translate(exc, rolled_back=True) from None
-            raise translate(exc) from None
+                raise self._error(exc, rolled_back=True) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: BaseException, *, rolled_back: bool = False) -> AsofError:
+        """The asof error for `exc`; for damaged shared files, name the file."""
+        err = translate(exc, rolled_back=rolled_back)
+        if isinstance(err, CorruptionError) and self.store is not None:
+            damaged = damaged_bases(self.cur, self.store, self.recorder)
+            if damaged:
+                err = CorruptionError(f"{err} ({'; '.join(damaged)})")
+        return err
 
     def _write(self, st: Statement, params: Any) -> Result:
         t = st.type
@@ -333,8 +356,12 @@ class Session:
 class ReadOnlySession(Session):
     """A session over state that must not change (AS OF handles, read-only clusters)."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, why: str) -> None:
+    def __init__(
+        self, cursor: duckdb.DuckDBPyConnection, why: str, store=None, recorder=None
+    ) -> None:
         self.cur = cursor
+        self.store = store
+        self.recorder = recorder
         self._why = why
         self._lock = threading.RLock()
         self._explicit = False
@@ -345,7 +372,7 @@ class ReadOnlySession(Session):
             try:
                 return Result(_arrow(self.cur.sql(st.sql, params=params)))
             except BaseException as exc:
-                raise translate(exc) from None
+                raise self._error(exc) from None
         raise ReadOnlyError(f"{st.type} is not allowed: {self._why}")
 
 

@@ -65,6 +65,8 @@ def translate(exc: BaseException, *, rolled_back: bool = False) -> e.AsofError:
         return e.ProgrammingError(f"{msg}{tail}")
     if isinstance(exc, duckdb.TransactionException):
         return e.OperationalError(f"{msg}{tail}; retry the transaction")
+    if isinstance(exc, duckdb.Error) and ("checksum" in msg.lower() or "corrupt" in msg.lower()):
+        return e.CorruptionError(f"{msg}; run `asof check` and restore the named file")
     if isinstance(exc, (duckdb.IOException, OSError)):
         return e.OperationalError(f"{msg}{tail}")
     if isinstance(exc, duckdb.Error):

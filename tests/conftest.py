@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from queryapi import Cluster
@@ -21,15 +19,4 @@ def disk_cluster(tmp_path):
     c.close()
 
 
-def head_ts(db) -> int:
-    """The physical commit time of the database's newest transaction."""
-    return list(db.transactions())[-1].ts.physical
-
-
-def tick() -> None:
-    """Let the wall clock move so consecutive commits get distinct microseconds."""
-    time.sleep(0.002)
-
-
-def table_rows(handle, table: str) -> list[tuple]:
-    return sorted(handle.sql(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+from support import head_ts, table_rows, tick  # noqa: E402,F401  (old imports)

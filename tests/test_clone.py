@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from conftest import head_ts, table_rows, tick
 from queryapi import NotSupportedError, OperationalError, ProgrammingError
+from support import head_ts, table_rows, tick
 
 SEED_KEYS = {
     "aggregate_state",

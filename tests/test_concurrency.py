@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from conftest import head_ts, tick
 from queryapi import Cluster, OperationalError, ReadOnlyError
+from support import head_ts, tick
 
 
 def test_no_lost_updates(cluster):
