@@ -6,6 +6,7 @@ as needed, and if its file is gone it is rebuilt from the nearest checkpoint plu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -30,7 +31,9 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that can reach only the cluster's own checkpoint files, unless
     external access was allowed when the cluster was opened."""
-    config: dict[str, object] = {"python_enable_replacements": False}
+    # The log is the source of truth and a projection can always be rebuilt from it, so the
+    # projection's own file need not be fsync'd: one fsync per commit (the log's) is enough.
+    config: dict[str, object] = {"python_enable_replacements": False, "fsync_mode": "none"}
     con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only, config=config)
     if not allow_external_access:
         checkpoints = store.root / "checkpoints"
@@ -77,22 +80,50 @@ class Projection:
             self.con = connect(None, store, allow_external_access=allow_external_access)
             build_at(self.con, store, recorder, None)
             return
-        fresh = not path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._external = allow_external_access
+        if path.exists() and not self._usable(path):
+            _remove(path)  # a projection is a cache: a damaged one is rebuilt from the log
+        if not path.exists():
+            self._build(path)
         self.con = connect(path, store, allow_external_access=allow_external_access)
         try:
-            if fresh:
-                build_at(self.con, store, recorder, None)
-                self.con.execute("CHECKPOINT")
-            else:
-                attach_bases(self.con, store)
-                self.catch_up()
+            attach_bases(self.con, store)
+            self.catch_up()
         except BaseException:
             self.con.close()
-            if fresh:
-                for p in (path, path.with_name(path.name + ".wal")):
-                    p.unlink(missing_ok=True)
             raise
+
+    def _usable(self, path: Path) -> bool:
+        try:
+            con = connect(path, self.store, allow_external_access=self._external)
+        except duckdb.Error:
+            return False
+        try:
+            attach_bases(con, self.store)
+            applied(con)
+            return True
+        except duckdb.Error:
+            return False
+        finally:
+            con.close()
+
+    def _build(self, path: Path) -> None:
+        """Build the projection aside and move it into place whole, so a crash mid-build
+        leaves no half-built projection behind."""
+        staging = path.with_name(path.stem + ".building.duckdb")
+        _remove(staging)
+        con = connect(staging, self.store, allow_external_access=self._external)
+        try:
+            build_at(con, self.store, self.recorder, None)
+            con.execute("CHECKPOINT")
+        except BaseException:
+            con.close()
+            _remove(staging)
+            raise
+        con.close()
+        os.replace(staging, path)
+        _remove(staging)
 
     def applied(self) -> TransactionInfo | None:
         return applied(self.con.cursor())
@@ -119,3 +150,8 @@ class Projection:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ import pyarrow as pa
 from eventlog.events import RowOp
 from projections import kinds
 from projections.apply import apply_event, next_table_id, register_table, set_table_version
-from projections.lazy import LAZY_TABLE, materialize
+from projections.lazy import LAZY_TABLE
 from projections.naming import (
     ROW_ID,
     ROW_ID_SEQUENCE,
@@ -124,7 +124,7 @@ def create(s: Session, st: Statement, params: Any) -> Result:
         target, _ = read_name(toks, on + 1)
         table = s.lookup(target, kinds_allowed=("table",))
         sql = _replace(sql, target.start, target.end, storage_table(table.table_id))
-        materialize(s.cur, table.table_id)
+        s.materialize(table.table_id)
         table_id = table.table_id
     else:
         _check_schema(name)
@@ -239,7 +239,7 @@ def drop(s: Session, st: Statement) -> Result:
             if table_id is None and not if_exists:
                 raise ProgrammingError(f"index {name.name!r} does not exist")
             if table_id is not None:
-                materialize(s.cur, table_id)
+                s.materialize(table_id)
             sql = _replace(sql, name.start, name.end, f"{STORAGE_SCHEMA}.{quote_ident(name.name)}")
     s.cur.execute(sql)
     s.emit(kinds.ddl(obj, ",".join(n.name for n in names), "drop", sql, table_id=table_id))
@@ -305,7 +305,7 @@ def alter(s: Session, st: Statement) -> Result:
         if t.kind == "identifier" and t.text.strip('"').lower() == ROW_ID:
             raise ProgrammingError(f"the column name {ROW_ID} is reserved by asof; rename it")
     sql = _replace(st.sql, name.start, name.end, storage_table(table.table_id))
-    materialize(s.cur, table.table_id)
+    s.materialize(table.table_id)
     s.cur.execute(sql)
     version = table.version + 1
     set_table_version(s.cur, table.table_id, version)

@@ -43,6 +43,7 @@ class DmlPlan:
     sql: str
     capture: str  # "returning": rows come back; "readback": read new row ids; "truncate"
     user_returning: bool = False
+    conflict: bool = False  # ON CONFLICT / OR REPLACE: some returned rows are updates
 
 
 Lookup = Callable[[Name], TableInfo]
@@ -93,6 +94,10 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     edits: list[tuple[int, int, str]] = [(name.start, name.end, target)]
 
     if verb == "INSERT":
+        if j + 1 < len(toks) and toks[j].upper == "BY" and toks[j + 1].upper == "POSITION":
+            # BY POSITION is the default: drop it so the storage column list can go there.
+            edits.append((toks[j].start, toks[j + 1].end, ""))
+            j += 2
         at = _positional_insert_at(stmt, j)
         if at is not None:
             cols = ", ".join(quote_ident(c) for c in table.columns)
@@ -106,12 +111,20 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
         edits.append((toks[ret].start, toks[ret].end, "RETURNING *, "))
         edits.extend(_hide_row_id_in_stars(toks, ret))
         capture, user_returning = "returning", True
-    elif verb == "INSERT" and not conflict:
+    elif verb == "INSERT" and not conflict and not _inserts_values(toks, j):
         capture, user_returning = "readback", False
     else:
         edits.append((len(stmt.sql), len(stmt.sql), " RETURNING *"))
         capture, user_returning = "returning", False
-    return DmlPlan(table, verb, _apply_edits(stmt.sql, edits), capture, user_returning)
+    return DmlPlan(
+        table, verb, _apply_edits(stmt.sql, edits), capture, user_returning, conflict
+    )
+
+
+def _inserts_values(toks, j: int) -> bool:
+    """INSERT ... VALUES: a few literal rows, cheaper to capture with RETURNING."""
+    first = find_kw(toks, {"VALUES", "SELECT", "FROM", "WITH", "TABLE", "DEFAULT"}, j)
+    return first is not None and toks[first].upper == "VALUES"
 
 
 def _hide_row_id_in_stars(toks, ret: int) -> list[tuple[int, int, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eventlog.events import Transaction
 from eventlog.hlc import HybridClock
@@ -14,6 +14,23 @@ from queryapi.errors import ReadOnlyError
 
 if TYPE_CHECKING:
     from clone.catalog import DatabaseRecord
+
+
+class CatalogCache:
+    """What writers look up on every statement, kept until the next DDL or rollback.
+
+    Only writers (holding the database's write lock) read or change it.
+    """
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Any] = {}
+        self.has_sequences: bool | None = None
+        self.lazy: set[int] | None = None
+
+    def clear(self) -> None:
+        self.tables.clear()
+        self.has_sequences = None
+        self.lazy = None
 
 
 class DatabaseRuntime:
@@ -38,6 +55,7 @@ class DatabaseRuntime:
         self.allow_external_access = allow_external_access
         self.read_only = read_only
         self.write_lock = threading.Lock()
+        self.catalog_cache = CatalogCache()
         self._projection: Projection | None = None
         self._open_lock = threading.Lock()
         self.commit_hooks: list = []

@@ -20,7 +20,7 @@ from eventlog.errors import LogError
 from eventlog.events import Event, RowOp
 from projections import kinds
 from projections.apply import apply_event, sequence_values, set_applied
-from projections.lazy import damaged_bases, materialize
+from projections.lazy import damaged_bases, lazy_ids, materialize
 from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
 from queryapi import ddl
 from queryapi.dml import DmlPlan, TableInfo, plan_dml
@@ -200,6 +200,13 @@ class Session:
         return info
 
     def find_table(self, name: str) -> TableInfo | None:
+        cache = self.rt.catalog_cache.tables
+        key = name.lower()
+        if key not in cache:
+            cache[key] = self._find_table(name)
+        return cache[key]
+
+    def _find_table(self, name: str) -> TableInfo | None:
         row = first_row(
             self.cur,
             f"SELECT table_id, name, version, kind FROM {TABLES_TABLE} "
@@ -217,7 +224,30 @@ class Session:
         return TableInfo(row[0], row[1], row[2], row[3], columns)
 
     def emit(self, event: Event) -> None:
+        if event.kind != kinds.ROWS:
+            self.rt.catalog_cache.clear()
         self._events.append(event)
+
+    def materialize(self, table_id: int) -> None:
+        """Copy a table a clone still shares into the clone before writing to it."""
+        cache = self.rt.catalog_cache
+        if cache.lazy is None:
+            cache.lazy = lazy_ids(self.cur)
+        if table_id in cache.lazy:
+            materialize(self.cur, table_id)
+            cache.lazy.discard(table_id)
+
+    def _sequence_values(self) -> dict[str, int | None]:
+        cache = self.rt.catalog_cache
+        if cache.has_sequences is None:
+            cache.has_sequences = bool(
+                first_row(
+                    self.cur,
+                    "SELECT count(*) FROM duckdb_sequences() WHERE schema_name = 'main' "
+                    "AND database_name = current_database()",
+                )[0]
+            )
+        return sequence_values(self.cur) if cache.has_sequences else {}
 
     # ---------------------------------------------------------------- DML
     def _dml(self, plan: DmlPlan, params: Any) -> Result:
@@ -230,8 +260,8 @@ class Session:
             apply_event(self.cur, event)
             self.emit(event)
             return Result.count(n)
-        materialize(self.cur, table.table_id)
-        before = self.row_id_mark()
+        self.materialize(table.table_id)
+        before = self.row_id_mark() if plan.capture == "readback" or plan.conflict else 0
         if plan.capture == "readback":
             counted = first_row(self.cur, plan.sql, params)
             n = int(counted[0]) if counted else 0
@@ -246,8 +276,10 @@ class Session:
         width = len(table.columns) + 1
         captured = out.select(list(range(width)))
         if captured.num_rows:
-            if plan.verb == "INSERT":
+            if plan.verb == "INSERT" and plan.conflict:
                 ops = _insert_or_update(captured.column(ROW_ID), before)
+            elif plan.verb == "INSERT":
+                ops = RowOp.INSERT
             else:
                 ops = RowOp.UPDATE if plan.verb == "UPDATE" else RowOp.DELETE
             self.emit(kinds.rows_event(table.table_id, table.version, _event_rows(captured, ops)))
@@ -295,7 +327,7 @@ class Session:
         try:
             self.rt.check_writable()
             self.cur.execute("BEGIN TRANSACTION")
-            self._seq_before = sequence_values(self.cur)
+            self._seq_before = self._sequence_values()
         except BaseException as exc:
             self._release()
             raise translate(exc) from None
@@ -307,6 +339,7 @@ class Session:
             self.cur.execute("ROLLBACK")
         except duckdb.Error:
             pass
+        self.rt.catalog_cache.clear()
         self._events = []
         self._sql = []
         self._release()
@@ -347,7 +380,7 @@ class Session:
         self.rt.after_commit(txn)
 
     def _add_sequence_events(self) -> None:
-        after = sequence_values(self.cur)
+        after = self._sequence_values()
         for name, value in after.items():
             if value is not None and value != self._seq_before.get(name):
                 self._events.append(kinds.sequence_value(name, value))
