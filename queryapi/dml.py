@@ -82,11 +82,14 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     table = _writable(lookup(name))
 
     has_alias = False
-    if j < len(toks) and toks[j].upper == "AS":
+    qualifier = quote_ident(name.name)
+    if j + 1 < len(toks) and toks[j].upper == "AS":
         has_alias = True
+        qualifier = toks[j + 1].text
         j += 2
     elif verb != "INSERT" and j < len(toks) and toks[j].kind == "identifier":
         has_alias = True
+        qualifier = toks[j].text
         j += 1
     target = storage_table(table.table_id)
     if not has_alias:
@@ -108,7 +111,15 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
 
     ret = find_kw(toks, {"RETURNING"}, j)
     if ret is not None:
-        edits.append((toks[ret].start, toks[ret].end, "RETURNING *, "))
+        # Name the captured columns apart so the user's own names come back unchanged.
+        # INSERT ... RETURNING sees only the target (under a name that depends on ON
+        # CONFLICT), so its columns go unqualified; UPDATE/DELETE may join other tables.
+        prefix = "" if verb == "INSERT" else f"{qualifier}."
+        captured = ", ".join(
+            f"{prefix}{quote_ident(c)} AS {quote_ident(f'__asof_{k}')}"
+            for k, c in enumerate([*table.columns, ROW_ID])
+        )
+        edits.append((toks[ret].start, toks[ret].end, f"RETURNING {captured}, "))
         edits.extend(_hide_row_id_in_stars(toks, ret))
         capture, user_returning = "returning", True
     elif verb == "INSERT" and not conflict and not _inserts_values(toks, j):

@@ -275,6 +275,8 @@ class Session:
         out = _arrow(self.cur.sql(plan.sql, params=params))
         width = len(table.columns) + 1
         captured = out.select(list(range(width)))
+        if plan.user_returning:
+            captured = captured.rename_columns([*table.columns, ROW_ID])
         if captured.num_rows:
             if plan.verb == "INSERT" and plan.conflict:
                 ops = _insert_or_update(captured.column(ROW_ID), before)
@@ -342,7 +344,25 @@ class Session:
         self.rt.catalog_cache.clear()
         self._events = []
         self._sql = []
-        self._release()
+        try:
+            if self._holding:
+                self._log_sequence_advance()
+        finally:
+            self._release()
+
+    def _log_sequence_advance(self) -> None:
+        """Sequences do not roll back (in DuckDB as in PostgreSQL): a rolled-back nextval
+        still consumed its value, so record where the sequences now stand."""
+        try:
+            events = self._sequence_events()
+        except duckdb.Error:
+            return
+        if not events:
+            return
+        txn = self.rt.recorder.append(events, ts=self.rt.clock.now(), sql=None)
+        self.cur.execute("BEGIN TRANSACTION")
+        set_applied(self.cur, txn.info)
+        self.cur.execute("COMMIT")
 
     def _release(self) -> None:
         if self._holding:
@@ -380,10 +400,19 @@ class Session:
         self.rt.after_commit(txn)
 
     def _add_sequence_events(self) -> None:
+        # A sequence dropped and re-created in this transaction may end at its old value.
+        recreated = any(
+            e.kind == kinds.DDL and e.data.get("object") == "sequence" for e in self._events
+        )
+        self._events.extend(self._sequence_events(force=recreated))
+
+    def _sequence_events(self, *, force: bool = False) -> list[Event]:
         after = self._sequence_values()
-        for name, value in after.items():
-            if value is not None and value != self._seq_before.get(name):
-                self._events.append(kinds.sequence_value(name, value))
+        return [
+            kinds.sequence_value(name, value)
+            for name, value in after.items()
+            if value is not None and (force or value != self._seq_before.get(name))
+        ]
 
 
 class ReadOnlySession(Session):

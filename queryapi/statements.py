@@ -74,8 +74,31 @@ def split(sql: str) -> list[Statement]:
         if not text:
             continue
         named = frozenset(getattr(st, "named_parameters", ()) or ())
-        out.append(Statement(text, st.type.name, tokenize(text), named))
+        toks = tokenize(text)
+        kind = st.type.name
+        if kind == "EXPLAIN" and _explains_a_write(text, toks):
+            # EXPLAIN ANALYZE runs its statement: a write would bypass the log.
+            kind = "EXPLAIN_ANALYZE_WRITE"
+        out.append(Statement(text, kind, toks, named))
     return out
+
+
+def _explains_a_write(text: str, toks: Sequence[Token]) -> bool:
+    """Whether `EXPLAIN ANALYZE <statement>` would run something other than a query."""
+    i, analyze = 1, False
+    if i < len(toks) and toks[i].upper == "ANALYZE":
+        analyze, i = True, i + 1
+    if i < len(toks) and toks[i].text == "(":  # EXPLAIN (ANALYZE, FORMAT ...) <statement>
+        j = matching_paren(toks, i)
+        analyze = analyze or any(t.upper == "ANALYZE" for t in toks[i:j])
+        i = j + 1
+    if not analyze or i >= len(toks):
+        return False
+    try:
+        inner = duckdb.extract_statements(text[toks[i].start :])
+    except duckdb.Error:
+        return True
+    return any(st.type.name != "SELECT" for st in inner)
 
 
 def _materialized_view(sql: str) -> Statement | None:
