@@ -205,5 +205,7 @@ def gc(ctx: click.Context) -> None:
     click.echo(f"removed {len(removed)} files")
 
 
+import queryapi.cli_forensics  # noqa: E402,F401  (registers history, diff, restore_table, ...)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

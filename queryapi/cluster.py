@@ -36,7 +36,7 @@ from queryapi.errors import (
 from queryapi.result import Result
 from queryapi.runtime import DatabaseRuntime
 from queryapi.timeref import format_micros, to_micros
-from queryapi.translate import translate
+from queryapi.translate import translate, translating
 
 MAX_NAME_LENGTH = 128
 
@@ -367,6 +367,7 @@ class Cluster:
         except CatalogError as exc:
             raise translate(exc) from None
 
+    @translating
     def list_clones(self, source: str, seq_no: int | None = None) -> list[CloneRecord]:
         """Clone operations of `source` (a name, or the id of a dropped database)."""
         self._check_open()
@@ -467,6 +468,7 @@ class Cluster:
                 cur.close()
 
     # ---------------------------------------------------------- maintenance
+    @translating
     def check(self, database: str | None = None, *, deep: bool = False) -> list[str]:
         """Problems found in the cluster (or one database); empty when all is sound."""
         self._check_open()
@@ -482,6 +484,29 @@ class Cluster:
             return collect() if collect is not None else []
         except BaseException as exc:
             raise translate(exc) from None
+
+    # ------------------------------------------------- forensics, recovery
+    @translating
+    def diff(self, a: Any, b: Any, table: str | None = None) -> Any:
+        """Rows only in a, only in b and changed, per table (Database or AsOf handles)."""
+        from queryapi.diff import diff
+
+        return diff(a, b, table)
+
+    @translating
+    def restore_table(self, source: Any, table: str, into: Database, **options: Any) -> Any:
+        """Copy `table` from a clone or AS OF handle into `into` as one transaction; options:
+        mode="create"|"append"|"replace"|"upsert", where=, key=, progress= (queryapi.restore)."""
+        from queryapi.restore import restore_table
+
+        return restore_table(source, table, into, **options)
+
+    @translating
+    def undrop_table(self, db: Database | str, table: str, **options: Any) -> Any:
+        """Recreate `table` in `db` as it was just before its last DROP TABLE."""
+        from queryapi.restore import undrop_table
+
+        return undrop_table(self.database(db) if isinstance(db, str) else db, table, **options)
 
     def __repr__(self) -> str:
         return f"<Cluster {self.store.root} databases={len(self.catalog.live())}>"

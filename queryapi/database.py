@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +13,13 @@ from projections.lazy import build_at
 from projections.projection import connect
 from queryapi import history as hist
 from queryapi.cluster_sql import is_cluster_statement
-from queryapi.errors import InterfaceError
+from queryapi.errors import AsofError, InterfaceError
 from queryapi.history import table_history
 from queryapi.result import Result
 from queryapi.session import ReadOnlySession, Session
+from queryapi.sqlrewrite import time_travel
 from queryapi.timeref import format_micros, to_micros
-from queryapi.translate import translate
+from queryapi.translate import translate, translating
 
 if TYPE_CHECKING:
     from queryapi.cluster import Cluster
@@ -43,12 +45,22 @@ class Database:
     def _live(self) -> Session:
         self._cluster._check_open()
         if self._session is None:
+            try:
+                _ = self._rt.projection
+            except AsofError:
+                raise
+            except Exception as exc:
+                raise translate(exc) from None
             if self._rt.read_only:
                 self._session = ReadOnlySession(
-                    self._rt.projection.cursor(), "the cluster was opened read-only"
+                    self._rt.projection.cursor(),
+                    "the cluster was opened read-only",
+                    self._rt.store,
+                    self._rt.recorder,
                 )
             else:
                 self._session = Session(self._rt)
+                self._session.rewriter = functools.partial(time_travel, self)
         return self._session
 
     def sql(self, query: str, params: Any = None) -> Result:
@@ -69,6 +81,7 @@ class Database:
         self._cluster.pin(self._rt, micros)
         return AsOf(self._cluster, self._rt, micros)
 
+    @translating
     def tables(self) -> list[str]:
         return [
             r[0]
@@ -77,6 +90,7 @@ class Database:
             ).fetchall()
         ]
 
+    @translating
     def history(
         self,
         table: str,
@@ -87,18 +101,21 @@ class Database:
         """Every version of the rows of `table` (all tables ever so named), oldest first."""
         return table_history(self._rt, table, where=where, since=since, until=until)
 
+    @translating
     def transactions(
         self, since: Any = None, until: Any = None, table: str | None = None
     ) -> Iterator[Transaction]:
         """Committed transactions with since <= ts.physical <= until, oldest first."""
         return hist.transactions(self._rt, since=since, until=until, table=table)
 
+    @translating
     def transaction_log(
         self, since: Any = None, until: Any = None, table: str | None = None
     ) -> pa.Table:
         """One row per committed transaction (tables, row counts, DDL, SQL), oldest first."""
         return hist.transaction_log(self._rt, since=since, until=until, table=table)
 
+    @translating
     def replay(
         self, since: Any, until: Any, step: Any = None, *, progress: bool | None = None
     ) -> Iterator[tuple[int, AsOf]]:
@@ -107,6 +124,7 @@ class Database:
 
         return replay(self, since, until, step, progress=progress)
 
+    @translating
     def timeline(self, table: str | None = None, out: Any = None) -> Any:
         """A matplotlib Figure of row events and DDL over time; saved as PNG to `out`."""
         from queryapi.timeline import timeline
@@ -146,6 +164,8 @@ class AsOf:
             con.cursor(),
             f"{runtime.name!r} AS OF {ts} ({format_micros(ts)} UTC) is read-only; "
             "clone it to write",
+            runtime.store,
+            runtime.recorder,
         )
 
     @property
@@ -159,6 +179,7 @@ class AsOf:
 
     execute = sql
 
+    @translating
     def tables(self) -> list[str]:
         return [
             r[0]

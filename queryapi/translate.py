@@ -72,3 +72,45 @@ def translate(exc: BaseException, *, rolled_back: bool = False) -> e.AsofError:
     if isinstance(exc, duckdb.Error):
         return e.DatabaseError(f"{msg}{tail}")
     return e.InternalError(f"{type(exc).__name__}: {msg}{tail}")
+
+
+def translating(fn):
+    """Make a public method raise only asof errors (generators too)."""
+    import functools
+    import inspect
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except e.AsofError:
+                raise
+            except Exception as exc:
+                raise translate(exc) from None
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+        except e.AsofError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from None
+        if inspect.isgenerator(result):
+            return _translated(result)
+        return result
+
+    return wrapper
+
+
+def _translated(gen):
+    try:
+        yield from gen
+    except e.AsofError:
+        raise
+    except Exception as exc:
+        raise translate(exc) from None

@@ -19,4 +19,3 @@ def disk_cluster(tmp_path):
     c.close()
 
 
-from support import head_ts, table_rows, tick  # noqa: E402,F401  (old imports)

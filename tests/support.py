@@ -17,3 +17,20 @@ def tick() -> None:
 
 def table_rows(handle, table: str) -> list[tuple]:
     return sorted(handle.sql(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+
+
+def seed(cluster):
+    cluster.sql("CREATE DATABASE production_db")
+    db = cluster.database("production_db")
+    db.sql("CREATE TABLE t1 (k INT, v INT)")
+    db.sql("INSERT INTO t1 (k,v) SELECT i,i%2 FROM generate_series(1,5) AS i")
+    db.sql("CREATE TABLE t2 (key INT, c1 TEXT)")
+    db.sql("INSERT INTO t2 (key,c1) SELECT i,md5(random()::text) FROM generate_series(1,5) AS i")
+    tick()
+    ts = db.sql(
+        "SELECT (EXTRACT (EPOCH FROM CURRENT_TIMESTAMP)*1000000)::decimal(38,0)"
+    ).fetchone()[0]
+    tick()
+    db.sql("DROP TABLE t1")
+    db.sql("INSERT INTO t2 (key,c1) SELECT i,md5(random()::text) FROM generate_series(6,7) AS i")
+    return db, ts

@@ -1,0 +1,260 @@
+"""Copy a table's rows from a clone or an AS OF handle back into a live database.
+
+Everything goes through `into.sql(...)` inside one explicit transaction, so the restore is
+ordinary events in the target's log (visible in its history, undoable the same way) and the
+database's write lock serialises it against other writers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import duckdb
+import pyarrow as pa
+
+from projections import kinds
+from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, quote_ident, storage_table
+from queryapi.errors import AsofError, ProgrammingError
+from queryapi.progress import track
+from queryapi.translate import translate
+
+if TYPE_CHECKING:
+    from queryapi.database import AsOf, Database
+
+MODES = ("create", "append", "replace", "upsert")
+BATCH_ROWS = 100_000
+_names = (f"_asof_restore_{i}" for i in itertools.count())
+_RID_DDL = f", {ROW_ID} BIGINT DEFAULT(nextval('{STORAGE_SCHEMA}.rid'))"
+
+
+@attrs.frozen
+class RestoreResult:
+    """What a restore did, in rows, and the source it read."""
+
+    table: str
+    source: str
+    into: str
+    mode: str
+    created: bool
+    inserted: int
+    updated: int
+    deleted: int
+
+    def __str__(self) -> str:
+        made = "created, " if self.created else ""
+        return (
+            f"{self.table} restored from {self.source} into {self.into} ({self.mode}): {made}"
+            f"{self.inserted} inserted, {self.updated} updated, {self.deleted} deleted"
+        )
+
+
+def _source(handle: Any) -> tuple[str, duckdb.DuckDBPyConnection]:
+    from queryapi.database import AsOf, Database
+
+    if isinstance(handle, AsOf):
+        if handle._con is None:
+            raise ProgrammingError("this AS OF handle is closed; call db.as_of(ts) again")
+        return f"{handle.name}@{handle.ts}", handle._con.cursor()
+    if isinstance(handle, Database):
+        handle._cluster._check_open()
+        return handle.name, handle._rt.projection.cursor()
+    raise ProgrammingError(
+        f"restore reads from a Database (a clone) or an AsOf handle, not {type(handle).__name__}"
+    )
+
+
+def _table_id(cur: duckdb.DuckDBPyConnection, table: str, where: str) -> tuple[int, str]:
+    rows = cur.execute(
+        f"SELECT table_id, name FROM {TABLES_TABLE} WHERE lower(name) = lower(?) "
+        "AND kind = 'table'",
+        [table],
+    ).fetchall()
+    if not rows:
+        raise ProgrammingError(f"table {table!r} does not exist in {where}; list tables first")
+    return rows[0]
+
+
+def _columns(cur: duckdb.DuckDBPyConnection, table_id: int) -> list[tuple[str, str, bool]]:
+    """(name, type, generated) of the storage table, lazy (checkpoint) tables included."""
+    from projections.lazy import lazy_alias
+
+    db = lazy_alias(cur, table_id)
+    if db is None:
+        db = cur.execute("SELECT current_database()").fetchall()[0][0]
+    rows = cur.execute(
+        "SELECT column_name, data_type, is_generated FROM duckdb_columns() "
+        "WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [db, STORAGE_SCHEMA, f"t{table_id}"],
+    ).fetchall()
+    return [(n, t, bool(g)) for n, t, g in rows if n != ROW_ID]
+
+
+def table_ddl(cur: duckdb.DuckDBPyConnection, table_id: int, name: str) -> str:
+    """CREATE TABLE for `name` with the source's columns, defaults and constraints."""
+    from projections.lazy import lazy_alias
+
+    db = lazy_alias(cur, table_id)
+    if db is None:
+        db = cur.execute("SELECT current_database()").fetchall()[0][0]
+    row = cur.execute(
+        "SELECT sql FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name = ?",
+        [db, STORAGE_SCHEMA, f"t{table_id}"],
+    ).fetchall()
+    prefix = f"CREATE TABLE {STORAGE_SCHEMA}.t{table_id}("
+    ddl = row[0][0] if row else ""
+    if ddl.startswith(prefix) and _RID_DDL in ddl:
+        return f"CREATE TABLE {quote_ident(name)}(" + ddl[len(prefix) :].replace(_RID_DDL, "", 1)
+    cols = ", ".join(f"{quote_ident(c)} {t}" for c, t, _ in _columns(cur, table_id))
+    return f"CREATE TABLE {quote_ident(name)} ({cols})"  # constraints unreadable: columns only
+
+
+def restore_table(
+    source: AsOf | Database,
+    table: str,
+    into: Database,
+    *,
+    mode: str = "create",
+    where: str | None = None,
+    key: str | list[str] | tuple[str, ...] | None = None,
+    progress: bool | None = None,
+) -> RestoreResult:
+    """Copy `table`'s rows (those matching `where`) from `source` into `into` in one
+    transaction. create: make the table (it must not exist); append: insert; replace: delete
+    the target's rows (those matching `where`) first; upsert: update rows with equal `key`
+    columns and insert the rest."""
+    from queryapi.database import Database
+
+    if mode not in MODES:
+        raise ProgrammingError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if not isinstance(into, Database):
+        raise ProgrammingError("restore writes into a live Database handle (cluster.database)")
+    keys = [key] if isinstance(key, str) else list(key or [])
+    if mode == "upsert" and not keys:
+        raise ProgrammingError("mode='upsert' needs key=[columns] to match rows on")
+    label, cur = _source(source)
+    try:
+        tid, name = _table_id(cur, table, label)
+        columns = [c for c, _, generated in _columns(cur, tid) if not generated]
+        filt = f" WHERE ({where})" if where else ""
+        try:
+            rows = cur.sql(
+                f"SELECT {', '.join(quote_ident(c) for c in columns)} "
+                f"FROM {storage_table(tid)}{filt}"
+            ).to_arrow_table()
+        except duckdb.Error as exc:
+            raise translate(exc) from None
+        ddl = table_ddl(cur, tid, name) if mode == "create" else None
+    finally:
+        cur.close()
+    missing = [k for k in keys if k not in columns]
+    if missing:
+        raise ProgrammingError(f"key columns {missing} are not columns of {name}: {columns}")
+    return _write(into, label, name, rows, columns, mode, where, keys, ddl, progress)
+
+
+def _write(
+    into: Database,
+    label: str,
+    name: str,
+    rows: pa.Table,
+    columns: list[str],
+    mode: str,
+    where: str | None,
+    keys: list[str],
+    ddl: str | None,
+    progress: bool | None,
+) -> RestoreResult:
+    session = into._live()
+    if session.in_transaction:
+        raise ProgrammingError("COMMIT or ROLLBACK the open transaction on `into` first")
+    tag = f"/* asof restore_table {name} from {label} ({mode}) */ "
+    target = quote_ident(name)
+    cols = ", ".join(quote_ident(c) for c in columns)
+    counts = {"inserted": 0, "updated": 0, "deleted": 0}
+    into.sql("BEGIN")
+    try:
+        exists = session.find_table(name) is not None
+        if mode == "create":
+            if exists:
+                raise ProgrammingError(
+                    f"table {name!r} already exists in {into.name!r}; use mode='append', "
+                    "'replace' or 'upsert', or drop it first"
+                )
+            into.sql(tag + ddl)
+        elif not exists:
+            raise ProgrammingError(
+                f"table {name!r} does not exist in {into.name!r}; use mode='create'"
+            )
+        else:
+            _check_columns(session, name, columns)
+        if mode == "replace":
+            filt = f" WHERE ({where})" if where else ""
+            counts["deleted"] = _count(into.sql(f"{tag}DELETE FROM {target}{filt}"))
+        batches = rows.to_batches(BATCH_ROWS) or []
+        for batch in track(batches, total=len(batches), desc=f"restore {name}", progress=progress):
+            rel = next(_names)
+            session.cur.register(rel, pa.Table.from_batches([batch], rows.schema))
+            try:
+                if mode == "upsert":
+                    on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+                    sets = ", ".join(
+                        f"{quote_ident(c)} = s.{quote_ident(c)}" for c in columns if c not in keys
+                    )
+                    if sets:
+                        counts["updated"] += _count(
+                            into.sql(
+                                f"{tag}UPDATE {target} AS t SET {sets} FROM {rel} AS s WHERE {on}"
+                            )
+                        )
+                    counts["inserted"] += _count(
+                        into.sql(
+                            f"{tag}INSERT INTO {target} ({cols}) SELECT {cols} FROM {rel} AS s "
+                            f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})"
+                        )
+                    )
+                else:
+                    counts["inserted"] += _count(
+                        into.sql(f"{tag}INSERT INTO {target} ({cols}) SELECT {cols} FROM {rel}")
+                    )
+            finally:
+                session.cur.unregister(rel)
+        into.sql("COMMIT")
+    except BaseException as exc:
+        if session.in_transaction:
+            into.sql("ROLLBACK")
+        raise exc if isinstance(exc, AsofError) else translate(exc) from None
+    return RestoreResult(name, label, into.name, mode, mode == "create", **counts)
+
+
+def _check_columns(session: Any, name: str, columns: list[str]) -> None:
+    info = session.find_table(name)
+    missing = [c for c in columns if c not in info.columns]
+    if missing:
+        raise ProgrammingError(
+            f"{name!r} in the target lacks columns {missing}; add them (ALTER TABLE) or restore "
+            "with mode='create' into another database"
+        )
+
+
+def _count(result: Any) -> int:
+    row = result.fetchone()
+    return int(row[0]) if row else 0
+
+
+def undrop_table(db: Database, table: str, *, progress: bool | None = None) -> RestoreResult:
+    """Recreate `table` as it was just before its last DROP TABLE, from the log."""
+    last = None
+    for txn in db.transactions():
+        for event in txn.events:
+            if event.kind == kinds.DROP_TABLE and event.data["name"].lower() == table.lower():
+                last = txn
+    if last is None:
+        raise ProgrammingError(
+            f"table {table!r} was never dropped in database {db.name!r}; see db.history()"
+        )
+    before = last.ts.physical - 1
+    with db.as_of(before) as past:
+        return restore_table(past, table, db, mode="create", progress=progress)
