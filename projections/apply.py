@@ -213,14 +213,17 @@ def _split_name(name: str) -> list[str]:
     return [schema or "main", seq]
 
 
-def advance_row_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """After replaying explicit row ids, make the row id sequence continue past all of them."""
+def advance_row_ids(con: duckdb.DuckDBPyConnection, seen: int = 0) -> None:
+    """After replaying explicit row ids, make the row id sequence continue past every id
+    ever handed out (`seen`, from the replayed events), so no row id is reused."""
     ids = [r[0] for r in con.execute(f"SELECT table_id FROM {TABLES_TABLE}").fetchall()]
-    if not ids:
-        return
-    parts = " UNION ALL ".join(f"SELECT max({ROW_ID}) AS m FROM {storage_table(i)}" for i in ids)
-    top = con.execute(f"SELECT max(m) FROM ({parts})").fetchall()[0][0]
-    if top is not None:
+    top = seen
+    if ids:
+        parts = " UNION ALL ".join(
+            f"SELECT max({ROW_ID}) AS m FROM {storage_table(i)}" for i in ids
+        )
+        top = max(top, con.execute(f"SELECT max(m) FROM ({parts})").fetchall()[0][0] or 0)
+    if top:
         advance_sequence(con, ROW_ID_SEQUENCE, top)
 
 

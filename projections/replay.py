@@ -11,6 +11,7 @@ import itertools
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventlog.events import RowOp, TransactionInfo
 from eventlog.recorder import Recorder
@@ -44,11 +45,12 @@ def replay(
     The caller owns the DuckDB transaction, so a failure leaves the projection unchanged.
     """
     pending: dict[int, _Pending] = {}
+    top = [0]  # the highest row id the range handed out, deleted rows' included
     last: TransactionInfo | None = None
 
     def flush(table_id: int, end: Position | None) -> None:
         job = pending.pop(table_id)
-        _fold_rows(con, recorder, table_id, job.version, job.start, end, until)
+        top[0] = max(top[0], _fold_rows(con, recorder, table_id, job.version, job.start, end, until))
 
     for txn in recorder.transactions(after_txn=after_txn, until=until, with_rows=False):
         for seq, event in enumerate(txn.events):
@@ -71,7 +73,7 @@ def replay(
     for tid in list(pending):
         flush(tid, None)
     if last is not None:
-        advance_row_ids(con)
+        advance_row_ids(con, top[0])
         set_applied(con, last)
     return last
 
@@ -84,10 +86,12 @@ def _fold_rows(
     start: Position,
     end: Position | None,
     until: int | None,
-) -> None:
+) -> int:
+    """Fold one run of row events into the table; return the highest row id it saw."""
     batch = recorder.rows(table_id, version, after_txn=start[0] - 1, until=until)
     if batch is None or batch.num_rows == 0:
-        return
+        return 0
+    top = pc.max(batch.column("_rid")).as_py() or 0
     name = next(_fold_names)
     con.register(name, batch)
     try:
@@ -103,6 +107,7 @@ def _fold_rows(
     # A row whose last image is an insert was born inside the range, so the base lacks it;
     # apply_rows deletes only rows whose last image is an update or delete.
     apply_rows(con, table_id, folded)
+    return top
 
 
 __all__ = ["replay", "RowOp"]

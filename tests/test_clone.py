@@ -245,3 +245,16 @@ def test_snapshot_schedules(cluster):
     assert cluster.list_snapshot_schedules() == []
     with pytest.raises(ProgrammingError, match="no snapshot schedule"):
         cluster.delete_snapshot_schedule(s.schedule_id)
+
+
+def test_row_ids_are_never_reused_after_a_rebuild_or_in_a_clone(cluster):
+    cluster.sql("CREATE DATABASE d")
+    db = cluster.database("d")
+    db.sql("CREATE TABLE t (x INT)")
+    db.sql("INSERT INTO t VALUES (1), (2), (3)")
+    db.sql("DELETE FROM t WHERE x = 3")
+    cluster.clone("d", "c")
+    clone = cluster.database("c")
+    clone.sql("INSERT INTO t VALUES (4)")
+    ids = clone.history("t").column("row_id").to_pylist()
+    assert ids == [1, 2, 3, 3, 4]
