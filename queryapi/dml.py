@@ -34,6 +34,7 @@ class TableInfo:
     version: int
     kind: str  # "table" or "matview"
     columns: tuple[str, ...]  # the user's columns in storage order, the row id excluded
+    generated: frozenset[str] = frozenset()  # computed columns: never inserted into
 
 
 @attrs.frozen
@@ -103,7 +104,7 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
             j += 2
         at = _positional_insert_at(stmt, j)
         if at is not None:
-            cols = ", ".join(quote_ident(c) for c in table.columns)
+            cols = ", ".join(quote_ident(c) for c in table.columns if c not in table.generated)
             edits.append((at, at, f" ({cols}) "))
         on = find_kw(toks, {"ON"}, j)
         if on is not None and on + 1 < len(toks) and toks[on + 1].upper == "CONFLICT":

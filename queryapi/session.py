@@ -216,12 +216,14 @@ class Session:
         if row is None:
             return None
         cols = self.cur.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "SELECT column_name, is_generated FROM duckdb_columns() "
+            "WHERE database_name = current_database() "
             "AND schema_name = ? AND table_name = ? ORDER BY column_index",
             [STORAGE_SCHEMA, f"t{row[0]}"],
         ).fetchall()
         columns = tuple(c[0] for c in cols if c[0] != ROW_ID)
-        return TableInfo(row[0], row[1], row[2], row[3], columns)
+        generated = frozenset(c[0] for c in cols if c[1])
+        return TableInfo(row[0], row[1], row[2], row[3], columns, generated)
 
     def emit(self, event: Event) -> None:
         if event.kind != kinds.ROWS:

@@ -869,12 +869,6 @@ def test_as_of_across_a_checkpoint(cluster, db):
     assert_rebuild_matches(db)
 
 
-@pytest.mark.xfail(
-    reason="a positional INSERT into a table with a generated column fails: dml.py adds an "
-    "explicit column list of every column, generated ones included (TableInfo.columns, "
-    "filled by session.find_table, does not say which are generated)",
-    strict=True,
-)
 def test_positional_insert_with_generated_column(twin):
     twin.script([
         "CREATE TABLE g (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL, c VARCHAR)",
