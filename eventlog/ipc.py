@@ -17,6 +17,7 @@ import attrs
 import pyarrow as pa
 
 from eventlog import manifest as mf
+from eventlog.compact import compact_manifest, fold_point, rebase
 from eventlog.errors import CorruptionError, LogError, LogIOError, UnknownLogError
 from eventlog.events import Event, Transaction, TransactionInfo
 from eventlog.fsutil import remove_tree, try_lock, unlock
@@ -25,8 +26,8 @@ from eventlog.hlc import Timestamp
 from eventlog.layout import MANIFEST_FILE, SEGMENTS, WAL_FILE, Layout, check_name
 from eventlog.maintenance import collect_garbage, verify
 from eventlog.manifest import Manifest
-from eventlog.reader import LogView, decode_tail, last_txn_id, last_visible, record_info
-from eventlog.recorder import CheckpointRef, Lineage
+from eventlog.reader import LogView, decode_tail, last_txn_id, sealed_head
+from eventlog.recorder import CheckpointRef, CompactionReport, Lineage
 from eventlog.seal import plan, write_segments
 from eventlog.segment import SegmentCache
 from eventlog.wal import Wal, encode_body, encode_payload
@@ -62,6 +63,7 @@ class IpcRecorder:
         self._head_cache: tuple[Manifest, TransactionInfo | None] | None = None
         self._lock = threading.Lock()  # guards swapping _manifest / _tail for readers
         self._group: GroupCommit[_Pending, Transaction] = GroupCommit(self._commit)
+        self._compacting = threading.Lock()
         self._closed = False
 
     def _load(self, *, repair: bool) -> tuple[Manifest, Wal, list[Transaction]]:
@@ -124,10 +126,12 @@ class IpcRecorder:
         cached = self._head_cache
         if cached is not None and cached[0] is view.manifest:
             return cached[1]
-        rec = last_visible(view.manifest, self._store.cache)
-        info = None if rec is None else record_info(rec)
+        info = sealed_head(view.manifest, self._store.cache)
         self._head_cache = (view.manifest, info)
         return info
+
+    def history_start(self) -> TransactionInfo | None:
+        return self._manifest.folded
 
     # Writing
 
@@ -139,7 +143,9 @@ class IpcRecorder:
             raise LogIOError(f"log {self._log_id} is closed")
         body, normalized = encode_body(events, ts, sql)
         txn = self._group.submit(_Pending(body, normalized, ts, sql))
-        if self._wal.size > self._store.seal_bytes:
+        # Seal on size, and on count: many small transactions in the WAL tail make every
+        # read decode them one by one, where a sealed segment is read column-wise.
+        if self._wal.size > self._store.seal_bytes or len(self._tail) > self._store.seal_txns:
             try:
                 self.seal()
             except Exception:  # the append is durable in the WAL; sealing can wait
@@ -195,6 +201,40 @@ class IpcRecorder:
             self._wal.reset()
         except LogIOError as exc:  # sealed frames left in the WAL are skipped on open
             log.warning("%s", exc)
+
+    def compact(self, *, fold_txn: int = 0, fold_ts: Timestamp | None = None) -> CompactionReport:
+        """See Store.compact. Seals first; appends wait only while the manifest is swapped,
+        not while the new files are written (seals meanwhile are kept, see `rebase`)."""
+        with self._compacting:
+            with self._group.exclusive():
+                if self._closed:
+                    raise LogIOError(f"log {self._log_id} is closed")
+                self._claim()
+                self._seal()
+                snapshot = self._manifest
+            store = self._store
+            written: list[str] = []
+
+            def new_path() -> str:
+                written.append(store._new_segment())
+                return written[-1]
+
+            try:
+                fold = fold_point(snapshot, fold_txn, fold_ts, store.cache)
+                done = compact_manifest(snapshot, fold, store.cache, store.resolve, new_path)
+                if done.manifest != snapshot:
+                    with self._group.exclusive():
+                        if self._closed:
+                            raise LogIOError(f"log {self._log_id} is closed")
+                        new = rebase(done.manifest, snapshot, self._manifest)
+                        mf.write(self._manifest_path, new)
+                        with self._lock:
+                            self._manifest = new
+            except OSError as exc:  # the old manifest stands; gc removes what was written
+                raise LogIOError(f"cannot compact log {self._log_id}: {exc}") from exc
+            finally:
+                store._unpend(written)
+            return done.report
 
     def add_checkpoint(self, ref: CheckpointRef) -> None:
         with self._group.exclusive():
@@ -256,10 +296,11 @@ class IpcStore:
     (open() returns the same object until it is closed).
     """
 
-    def __init__(self, root: Path, *, seal_bytes: int = 64 << 20) -> None:
+    def __init__(self, root: Path, *, seal_bytes: int = 64 << 20, seal_txns: int = 4096) -> None:
         self._layout = Layout(root)
         self._layout.ensure()
         self.seal_bytes = seal_bytes
+        self.seal_txns = seal_txns
         self.cache = SegmentCache(self.resolve)
         self._lock = threading.RLock()
         self._open: dict[str, IpcRecorder] = {}
@@ -317,16 +358,17 @@ class IpcStore:
                 raise LogError(f"log {target_id!r} already exists")
             source = self.open(source_id)
             source.seal()
-            sealed = source.manifest
-            fork = Manifest(
-                target_id,
-                lineage=(Lineage(source_id, until), *sealed.lineage),
-                segments=tuple(s.capped(until) for s in sealed.segments if s.visible_at(until)),
-                checkpoints=tuple(c for c in sealed.checkpoints if c.ts.physical <= until),
-            )
-            fork = attrs.evolve(fork, last_sealed_txn=last_txn_id(fork, self.cache))
+            fork = source.manifest.forked(target_id, until)
+            last = max(last_txn_id(fork, self.cache), fork.folded_txn)
+            fork = attrs.evolve(fork, last_sealed_txn=last, inherited_txn=last)
             self._make_log(fork)
             return self.open(target_id)
+
+    def compact(
+        self, log_id: str, *, fold_txn: int = 0, fold_ts: Timestamp | None = None
+    ) -> CompactionReport:
+        """Merge a log's own segments (and fold its history at fold_txn); see compact.py."""
+        return self.open(log_id).compact(fold_txn=fold_txn, fold_ts=fold_ts)
 
     def drop(self, log_id: str) -> None:
         """Close and delete the log's directory; shared files stay until `gc`."""

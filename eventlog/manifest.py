@@ -15,13 +15,17 @@ from typing import Any
 
 import attrs
 
-from eventlog.errors import CorruptionError, LogIOError
+from eventlog.errors import CorruptionError, LogError, LogIOError
+from eventlog.events import TransactionInfo
 from eventlog.fsutil import atomic_write
 from eventlog.hlc import Timestamp
 from eventlog.recorder import CheckpointRef, Lineage
 from eventlog.segment import SegmentRef
 
+#: Format 1 has no fold; format 2 is written only for folded logs, so that code predating
+#: compaction refuses them instead of reading folded-away rows of inherited segments.
 FORMAT = 1
+FOLDED_FORMAT = 2
 
 
 @attrs.frozen
@@ -31,7 +35,12 @@ class Manifest:
     segments: in txn order; inherited ones (from the fork source) first.
     checkpoints: inherited ones first, then this log's own, oldest first.
     last_sealed_txn: the newest txn the segments hold (as capped); WAL frames at or below
-    it were sealed before a crash cut the WAL truncation short and are skipped.
+    it were sealed before a crash cut the WAL truncation short and are skipped. Compaction
+    keeps it too, so numbering continues when every transaction was folded.
+    inherited_txn: the newest txn a fork inherited (0 for a root log). Segments starting at
+    or before it are the source's files, which compaction never rewrites.
+    folded_txn, folded_ts, folded_sql: the fold point (0, None, None when nothing was folded):
+    transactions up to it were left out by compaction, a checkpoint at it holds their state.
     """
 
     log_id: str
@@ -39,27 +48,76 @@ class Manifest:
     segments: tuple[SegmentRef, ...] = ()
     checkpoints: tuple[CheckpointRef, ...] = ()
     last_sealed_txn: int = 0
+    inherited_txn: int = 0
+    folded_txn: int = 0
+    folded_ts: Timestamp | None = None
+    folded_sql: str | None = None
+
+    @property
+    def folded(self) -> TransactionInfo | None:
+        """The fold transaction's header, or None when nothing was folded."""
+        if self.folded_ts is None:
+            return None
+        return TransactionInfo(self.folded_txn, self.folded_ts, self.folded_sql)
+
+    def forked(self, target_id: str, until: int) -> Manifest:
+        """A fork's manifest at `until` (µs), before its last_sealed_txn / inherited_txn are
+        known (they need a segment read). It inherits the fold point too.
+
+        Raises LogError if compaction folded away the history up to `until`.
+        """
+        if self.folded_ts is not None and self.folded_ts.physical > until:
+            raise LogError(
+                f"log {self.log_id} has no history before {self.folded_ts.physical} µs: "
+                "compaction folded it"
+            )
+        return attrs.evolve(
+            self,
+            log_id=target_id,
+            lineage=(Lineage(self.log_id, until), *self.lineage),
+            segments=tuple(s.capped(until) for s in self.segments if s.visible_at(until)),
+            checkpoints=tuple(c for c in self.checkpoints if c.ts.physical <= until),
+            last_sealed_txn=0,
+            inherited_txn=0,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "log_id": self.log_id,
             "lineage": [{"source_id": x.source_id, "until": x.until} for x in self.lineage],
             "segments": [s.to_json() for s in self.segments],
             "checkpoints": [_checkpoint_json(c) for c in self.checkpoints],
             "last_sealed_txn": self.last_sealed_txn,
+            "inherited_txn": self.inherited_txn,  # older readers ignore it harmlessly
         }
+        if self.folded_ts is not None:
+            data["format"] = FOLDED_FORMAT
+            data["folded_txn"] = self.folded_txn
+            data["folded_ts"] = [self.folded_ts.physical, self.folded_ts.logical]
+            data["folded_sql"] = self.folded_sql
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Manifest:
-        if data["format"] != FORMAT:
+        if data["format"] not in (FORMAT, FOLDED_FORMAT):
             raise ValueError(f"unsupported manifest format {data['format']!r}")
+        lineage = tuple(Lineage(x["source_id"], x["until"]) for x in data["lineage"])
+        last_sealed = data["last_sealed_txn"]
+        # Manifests predating inherited_txn: a fork's segments then count as inherited, so
+        # compaction conservatively leaves them all as they are.
+        inherited = data.get("inherited_txn", last_sealed if lineage else 0)
+        folded_ts = data.get("folded_ts")
         return cls(
             log_id=data["log_id"],
-            lineage=tuple(Lineage(x["source_id"], x["until"]) for x in data["lineage"]),
+            lineage=lineage,
             segments=tuple(SegmentRef.from_json(s) for s in data["segments"]),
             checkpoints=tuple(_checkpoint_from_json(c) for c in data["checkpoints"]),
-            last_sealed_txn=data["last_sealed_txn"],
+            last_sealed_txn=last_sealed,
+            inherited_txn=inherited,
+            folded_txn=data.get("folded_txn", 0),
+            folded_ts=None if folded_ts is None else Timestamp(*folded_ts),
+            folded_sql=data.get("folded_sql"),
         )
 
 

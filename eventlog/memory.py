@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from eventlog.errors import UnknownLogError
+from eventlog.errors import LogError, UnknownLogError
 from eventlog.events import Event, Transaction, TransactionInfo
 from eventlog.hlc import Timestamp
-from eventlog.recorder import CheckpointRef, Lineage
+from eventlog.recorder import CheckpointRef, CompactionReport, Lineage
 from eventlog.rows import log_rows
 
 
@@ -31,8 +31,16 @@ class MemoryRecorder:
         self._until = until
         self._own: list[Transaction] = []
         self._checkpoints: list[CheckpointRef] = []
+        self._folded: TransactionInfo | None = None
         self._lock = threading.Lock()
         if parent is not None and until is not None:
+            folded = parent._folded
+            if folded is not None and folded.ts.physical > until:
+                raise LogError(
+                    f"log {parent.log_id} has no history before {folded.ts.physical} µs: "
+                    "compaction folded it"
+                )
+            self._folded = folded
             inherited = [t for t in parent._all() if t.ts.physical <= until]
             self._inherited = inherited
             self._inherited_checkpoints = [
@@ -58,13 +66,16 @@ class MemoryRecorder:
 
     def head(self) -> TransactionInfo | None:
         txns = self._all()
-        return txns[-1].info if txns else None
+        return txns[-1].info if txns else self._folded
+
+    def history_start(self) -> TransactionInfo | None:
+        return self._folded
 
     def append(
         self, events: Sequence[Event], *, ts: Timestamp, sql: str | None = None
     ) -> Transaction:
         with self._lock:
-            last = (self._own or self._inherited or [None])[-1]
+            last = (self._own or self._inherited or [self._folded])[-1]
             txn_id = 1 if last is None else last.txn_id + 1
             txn = Transaction(txn_id, ts, tuple(events), sql)
             self._own.append(txn)
@@ -87,6 +98,32 @@ class MemoryRecorder:
 
     def seal(self) -> None:
         return None
+
+    def compact(self, *, fold_txn: int = 0, fold_ts: Timestamp | None = None) -> CompactionReport:
+        """Forget the transactions up to fold_txn and the checkpoints older than it (there
+        are no files to merge); the same checks as the durable store."""
+        with self._lock:
+            current = 0 if self._folded is None else self._folded.txn_id
+            if fold_txn <= current:
+                return CompactionReport(0, 0, 0, 0, 0)
+            checkpoints = [*self._inherited_checkpoints, *self._checkpoints]
+            if not any(c.txn_id == fold_txn for c in checkpoints):
+                raise LogError(f"log {self._log_id} has no checkpoint at txn {fold_txn}")
+            txns = [*self._inherited, *self._own]
+            fold = next((t for t in txns if t.txn_id == fold_txn), None)
+            if fold is None:
+                raise LogError(f"log {self._log_id} has no txn {fold_txn}")
+            if fold_ts is not None and fold_ts != fold.ts:
+                raise LogError(f"txn {fold_txn} has timestamp {fold.ts}, not {fold_ts}")
+            dropped = sum(e.row_count for t in txns if t.txn_id <= fold_txn for e in t.events)
+            self._inherited = [t for t in self._inherited if t.txn_id > fold_txn]
+            self._own = [t for t in self._own if t.txn_id > fold_txn]
+            self._inherited_checkpoints = [
+                c for c in self._inherited_checkpoints if c.txn_id >= fold_txn
+            ]
+            self._checkpoints = [c for c in self._checkpoints if c.txn_id >= fold_txn]
+            self._folded = fold.info
+        return CompactionReport(0, 0, 0, 0, dropped)
 
     def add_checkpoint(self, ref: CheckpointRef) -> None:
         with self._lock:
@@ -130,6 +167,11 @@ class MemoryStore:
         rec = MemoryRecorder(target_id, self.open(source_id), until)
         self._logs[target_id] = rec
         return rec
+
+    def compact(
+        self, log_id: str, *, fold_txn: int = 0, fold_ts: Timestamp | None = None
+    ) -> CompactionReport:
+        return self.open(log_id).compact(fold_txn=fold_txn, fold_ts=fold_ts)
 
     def drop(self, log_id: str) -> None:
         self._logs.pop(log_id, None)

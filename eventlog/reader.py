@@ -3,7 +3,8 @@
 A `LogView` is a consistent snapshot: segments are immutable and the manifest and tail are
 captured together, so a read that races a seal or an append sees each transaction once.
 Segments a range cannot touch are skipped without being opened; a fork's cap (`until` of a
-segment reference) hides the part of a shared file past the fork point.
+segment reference) hides the part of a shared file past the fork point, and a fold point
+(see compact.py) hides everything up to it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ def decode_tail(payloads: list[bytes], manifest: Manifest, path: Path) -> list[T
         tail.append(txn)
         expected += 1
     return tail
+
+
+def sealed_head(manifest: Manifest, cache: SegmentCache) -> TransactionInfo | None:
+    """The newest sealed transaction: from the segments, or the fold point when compaction
+    folded every transaction the segments would show."""
+    rec = last_visible(manifest, cache)
+    folded = manifest.folded
+    if folded is not None and (rec is None or rec.txn_id <= folded.txn_id):
+        return folded
+    return None if rec is None else record_info(rec)
 
 
 def last_visible(manifest: Manifest, cache: SegmentCache) -> TxnRecord | None:
@@ -112,6 +123,7 @@ class LogView:
         self, after_txn: int = 0, until: int | None = None, with_rows: bool = True
     ) -> Iterator[Transaction]:
         """Without rows, events read back with rows=None (only sealed rows cost a read)."""
+        after_txn = max(after_txn, self.manifest.folded_txn)
         by_path = {s.path: s for s in self.manifest.segments}
         for _, rec in self._sealed(after_txn, until):
             events = tuple(
@@ -133,6 +145,7 @@ class LogView:
     def rows(
         self, table_id: int, version: int, after_txn: int = 0, until: int | None = None
     ) -> pa.Table | None:
+        after_txn = max(after_txn, self.manifest.folded_txn)  # inherited files may hold more
         parts: list[pa.Table] = []
         for ref in self.manifest.segments:
             if ref.kind != ROWS or ref.table_id != table_id or ref.version != version:

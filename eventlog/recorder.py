@@ -34,6 +34,21 @@ class CheckpointRef:
 
 
 @attrs.frozen
+class CompactionReport:
+    """What one compaction did to a log's own files (a memory log has no files: zeros).
+
+    rows_dropped counts the row images the log no longer names: its own rows at or before
+    the fold, and those of inherited segments the fold made unnecessary.
+    """
+
+    segments_before: int
+    segments_after: int
+    bytes_before: int
+    bytes_after: int
+    rows_dropped: int
+
+
+@attrs.frozen
 class Lineage:
     """Where a forked log's history comes from: its source's history up to `until` (µs)."""
 
@@ -54,6 +69,11 @@ class Recorder(Protocol):
 
     def head(self) -> TransactionInfo | None:
         """The newest committed transaction, inherited ones included; None when empty."""
+        ...
+
+    def history_start(self) -> TransactionInfo | None:
+        """The transaction compaction folded the history into (a checkpoint holds the state
+        at it); reads see only later transactions. None when nothing was folded."""
         ...
 
     def append(
@@ -117,6 +137,17 @@ class Store(Protocol):
         """A new log whose history is the source's up to `until` (µs), sharing its files.
 
         Writes only metadata: its cost does not grow with the source's size.
+        """
+        ...
+
+    def compact(
+        self, log_id: str, *, fold_txn: int = 0, fold_ts: Timestamp | None = None
+    ) -> CompactionReport:
+        """Merge the log's own sealed files into few; with fold_txn, also forget its history
+        up to that txn, whose state a registered checkpoint (txn_id == fold_txn) holds.
+
+        Reads of later transactions are unchanged; forks keep what they had. Old files stay
+        until `gc` finds no manifest naming them.
         """
         ...
 

@@ -37,6 +37,8 @@ def write_checkpoint(
         try:
             con.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {_ALIAS}")
             _materialize_lazy_tables(con, _ALIAS)
+            # The projection's "build finished" mark belongs to that file, not to its copies.
+            con.execute(f"DROP TABLE IF EXISTS {_ALIAS}.{STORAGE_SCHEMA}.complete")
         finally:
             con.execute("COMMIT")
             con.execute(f"DETACH {_ALIAS}")

@@ -6,7 +6,6 @@ as needed, and if its file is gone it is rebuilt from the nearest checkpoint plu
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
@@ -16,8 +15,10 @@ from eventlog.recorder import Recorder, Store
 from projections.apply import applied, bootstrap
 from projections.checkpoint import nearest_checkpoint
 from projections.lazy import attach_bases, build_at
-from projections.naming import quote_literal
+from projections.naming import STORAGE_SCHEMA, quote_literal
 from projections.replay import replay
+
+COMPLETE_MARK = f"{STORAGE_SCHEMA}.complete"
 
 _BASE_ALIAS = "_asof_base"
 
@@ -82,48 +83,33 @@ class Projection:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._external = allow_external_access
-        if path.exists() and not self._usable(path):
-            _remove(path)  # a projection is a cache: a damaged one is rebuilt from the log
-        if not path.exists():
-            self._build(path)
         self.con = connect(path, store, allow_external_access=allow_external_access)
         try:
-            attach_bases(self.con, store)
-            self.catch_up()
+            if not self._complete():
+                # Never built, or a build cut short: a projection is a cache, rebuild it.
+                self.con.close()
+                _remove(path)
+                self.con = connect(path, store, allow_external_access=allow_external_access)
+                build_at(self.con, store, recorder, None)
+                self.con.execute(f"CREATE TABLE {COMPLETE_MARK} (built_at TIMESTAMP)")
+                self.con.execute(f"INSERT INTO {COMPLETE_MARK} VALUES (now())")
+            else:
+                attach_bases(self.con, store)
+                self.catch_up()
         except BaseException:
             self.con.close()
             raise
 
-    def _usable(self, path: Path) -> bool:
+    def _complete(self) -> bool:
+        """Whether this file holds a whole projection (the mark is its build's last step)."""
         try:
-            con = connect(path, self.store, allow_external_access=self._external)
+            row = self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                f"AND schema_name = '{STORAGE_SCHEMA}' AND table_name = 'complete'"
+            ).fetchall()
         except duckdb.Error:
             return False
-        try:
-            attach_bases(con, self.store)
-            applied(con)
-            return True
-        except duckdb.Error:
-            return False
-        finally:
-            con.close()
-
-    def _build(self, path: Path) -> None:
-        """Build the projection aside and move it into place whole, so a crash mid-build
-        leaves no half-built projection behind."""
-        staging = path.with_name(path.stem + ".building.duckdb")
-        _remove(staging)
-        con = connect(staging, self.store, allow_external_access=self._external)
-        try:
-            build_at(con, self.store, self.recorder, None)
-            con.execute("CHECKPOINT")
-        except BaseException:
-            con.close()
-            _remove(staging)
-            raise
-        con.close()
-        os.replace(staging, path)
-        _remove(staging)
+        return bool(row[0][0])
 
     def applied(self) -> TransactionInfo | None:
         return applied(self.con.cursor())

@@ -50,7 +50,9 @@ def replay(
 
     def flush(table_id: int, end: Position | None) -> None:
         job = pending.pop(table_id)
-        top[0] = max(top[0], _fold_rows(con, recorder, table_id, job.version, job.start, end, until))
+        top[0] = max(
+            top[0], _fold_rows(con, recorder, table_id, job.version, job.start, end, until)
+        )
 
     for txn in recorder.transactions(after_txn=after_txn, until=until, with_rows=False):
         for seq, event in enumerate(txn.events):

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from queryapi.cluster import Cluster
 
 
-def check_cluster(cluster: Cluster, database: str | None = None, *, deep: bool = False) -> list[str]:
+def check_cluster(
+    cluster: Cluster, database: str | None = None, *, deep: bool = False
+) -> list[str]:
     """Human-readable problems; an empty list means the cluster is sound."""
     records = [cluster._record(database)] if database else cluster.catalog.live()
     problems: list[str] = []

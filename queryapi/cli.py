@@ -177,7 +177,9 @@ def set_flag(ctx: click.Context, name: str, value: str) -> None:
 
 @main.command()
 @click.argument("database", required=False)
-@click.option("--deep", is_flag=True, help="Also compare each projection with a rebuild from the log.")
+@click.option(
+    "--deep", is_flag=True, help="Also compare each projection with a rebuild from the log."
+)
 @click.pass_context
 def check(ctx: click.Context, database: str | None, deep: bool) -> None:
     """Verify checksums, manifests and projections; exit 1 if anything is wrong.
@@ -191,6 +193,23 @@ def check(ctx: click.Context, database: str | None, deep: bool) -> None:
     if problems:
         raise SystemExit(1)
     click.echo("ok: no problems found")
+
+
+@main.command()
+@click.argument("database", required=False)
+@click.pass_context
+def compact(ctx: click.Context, database: str | None) -> None:
+    """Merge small log segments and fold history older than the retention window.
+
+    Example: asof compact production_db
+    """
+    with _cluster(ctx) as cluster:
+        reports = cluster.compact(database)
+    for name, r in reports.items():
+        click.echo(
+            f"{name}: segments {r.segments_before} -> {r.segments_after}, bytes "
+            f"{r.bytes_before} -> {r.bytes_after}, rows folded {r.rows_dropped}"
+        )
 
 
 @main.command()

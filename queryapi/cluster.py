@@ -22,8 +22,8 @@ from clone.settings import (
 from eventlog.errors import LogError
 from eventlog.events import Event
 from eventlog.hlc import HybridClock, Timestamp, wall_clock_micros
-from eventlog.recorder import CheckpointRef, Store
-from projections.checkpoint import write_checkpoint
+from eventlog.recorder import CheckpointRef, CompactionReport, Store
+from projections.checkpoint import nearest_checkpoint, write_checkpoint
 from queryapi.cluster_sql import ClusterStatement, parse_cluster_sql
 from queryapi.database import Database
 from queryapi.errors import (
@@ -323,7 +323,11 @@ class Cluster:
 
     def _earliest(self, rec: DatabaseRecord) -> int:
         retention = self.catalog.settings.retention_minutes(rec.db_id) * 60_000_000
-        return max(self._lineage_start(rec), self.clock.peek_physical() - retention)
+        earliest = max(self._lineage_start(rec), self.clock.peek_physical() - retention)
+        folded = self._runtime(rec).recorder.history_start()
+        if folded is not None:  # compaction folded older history into a checkpoint
+            earliest = max(earliest, folded.ts.physical)
+        return earliest
 
     def _lineage_start(self, rec: DatabaseRecord) -> int:
         """When the oldest history a database carries began (its root source's creation)."""
@@ -475,6 +479,28 @@ class Cluster:
         from queryapi.checks import check_cluster
 
         return check_cluster(self, database, deep=deep)
+
+    def compact(self, database: str | None = None) -> dict[str, CompactionReport]:
+        """Merge small segments and fold history older than the retention window into its
+        checkpoint. Files a clone, checkpoint or retained history needs are kept; `gc()`
+        deletes what is left over."""
+        self._check_writable()
+        records = [self._record(database)] if database else self.catalog.live()
+        reports = {}
+        for rec in records:
+            rt = self._runtime(rec)
+            retention = self.catalog.settings.retention_minutes(rec.db_id) * 60_000_000
+            horizon = self.clock.peek_physical() - retention
+            fold = nearest_checkpoint(rt.recorder, horizon)
+            try:
+                reports[rec.name] = self.store.compact(
+                    rec.db_id,
+                    fold_txn=fold.txn_id if fold else 0,
+                    fold_ts=fold.ts if fold else None,
+                )
+            except BaseException as exc:
+                raise translate(exc) from None
+        return reports
 
     def gc(self) -> list[str]:
         """Delete shared files that no database, clone, checkpoint or history needs."""

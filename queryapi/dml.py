@@ -128,9 +128,7 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     else:
         edits.append((len(stmt.sql), len(stmt.sql), " RETURNING *"))
         capture, user_returning = "returning", False
-    return DmlPlan(
-        table, verb, _apply_edits(stmt.sql, edits), capture, user_returning, conflict
-    )
+    return DmlPlan(table, verb, _apply_edits(stmt.sql, edits), capture, user_returning, conflict)
 
 
 def _inserts_values(toks, j: int) -> bool:
@@ -147,7 +145,12 @@ def _hide_row_id_in_stars(toks, ret: int) -> list[tuple[int, int, str]]:
         if t.text != "*" or not (prev.upper == "RETURNING" or prev.text in (",", ".")):
             continue
         nxt = toks[i + 1] if i + 1 < len(toks) else None
-        if nxt is not None and nxt.upper == "EXCLUDE" and i + 2 < len(toks) and toks[i + 2].text == "(":
+        if (
+            nxt is not None
+            and nxt.upper == "EXCLUDE"
+            and i + 2 < len(toks)
+            and toks[i + 2].text == "("
+        ):
             edits.append((toks[i + 2].end, toks[i + 2].end, f"{ROW_ID}, "))
         else:
             edits.append((t.end, t.end, f" EXCLUDE ({ROW_ID})"))

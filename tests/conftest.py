@@ -17,5 +17,3 @@ def disk_cluster(tmp_path):
     c = Cluster.open(tmp_path / "data")
     yield c
     c.close()
-
-

@@ -52,8 +52,10 @@ def _q(name: str) -> str:
 
 def _key(row: tuple) -> tuple:
     return tuple(
-        (0, 0.0, "") if v is None
-        else (1, float(v), "") if isinstance(v, (int, float)) and not math.isnan(v)
+        (0, 0.0, "")
+        if v is None
+        else (1, float(v), "")
+        if isinstance(v, (int, float)) and not math.isnan(v)
         else (2, 0.0, repr(v))
         for v in row
     )
@@ -164,7 +166,9 @@ class Program:
                 self.in_txn = False
             return
         if not sql.startswith("CREATE"):
-            assert _sorted(got) == _sorted(expected), self._why(f"results differ: {got} != {expected}")
+            assert _sorted(got) == _sorted(expected), self._why(
+                f"results differ: {got} != {expected}"
+            )
 
     def _why(self, msg: str) -> str:
         return msg + "\nprogram:\n  " + ";\n  ".join(self.trace)
@@ -300,9 +304,7 @@ class Program:
                 "listed columns",
             )
         n = self.draw(st.integers(1, 4), "rows")
-        rows = [
-            "(" + ", ".join(self.value(dtype) for _, dtype in chosen) + ")" for _ in range(n)
-        ]
+        rows = ["(" + ", ".join(self.value(dtype) for _, dtype in chosen) + ")" for _ in range(n)]
         target = self.table_ref(name)
         if listed:
             target += " (" + ", ".join(_q(c) for c, _ in chosen) + ")"
@@ -322,7 +324,9 @@ class Program:
         if picked is None:
             return None
         name, cols = picked
-        return f"INSERT INTO {self.table_ref(name)} SELECT * FROM {name} WHERE {self.predicate(cols)}"
+        return (
+            f"INSERT INTO {self.table_ref(name)} SELECT * FROM {name} WHERE {self.predicate(cols)}"
+        )
 
     def op_update(self) -> str | None:
         picked = self._pick()

@@ -416,7 +416,7 @@ SCENARIOS = {
         'CREATE TABLE "we""ird" (x INTEGER)',
         'INSERT INTO "we""ird" VALUES (1)',
         'ALTER TABLE täble RENAME TO "tä ble"',
-        'INSERT INTO "tä ble" VALUES (3, \'ü\')',
+        "INSERT INTO \"tä ble\" VALUES (3, 'ü')",
     ],
     "case_insensitive_names": [
         "CREATE TABLE MixedCase (Col INTEGER, Other VARCHAR)",
@@ -500,7 +500,9 @@ def test_prepared_parameters(twin):
     twin.run("SELECT * FROM p WHERE k > ?", [3])
     twin.run("SELECT $a::INTEGER + $b::INTEGER AS total", {"a": 1, "b": 2})
     twin.run("INSERT INTO p SELECT range + ?, ?, ? FROM range(3)", [100, 1, "r"])
-    twin.run("INSERT INTO p VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", [100, 5, "c"])
+    twin.run(
+        "INSERT INTO p VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET v = excluded.v", [100, 5, "c"]
+    )
     twin.assert_same_state()
     assert_rebuild_matches(twin.db)
 
@@ -520,7 +522,9 @@ def test_parameters_with_several_statements_are_refused(db):
 
 def test_parameter_values_are_logged_as_values(db):
     db.sql("CREATE TABLE t (a VARCHAR, b DOUBLE, c TIMESTAMP)")
-    db.sql("INSERT INTO t VALUES (?, ?, ?)", ["x'); DROP TABLE t; --", 1.25, dt.datetime(2020, 1, 2)])
+    db.sql(
+        "INSERT INTO t VALUES (?, ?, ?)", ["x'); DROP TABLE t; --", 1.25, dt.datetime(2020, 1, 2)]
+    )
     db.sql("INSERT INTO t VALUES ($a, $b, now())", {"a": "y", "b": 2.5})
     assert_rebuild_matches(db)
 
@@ -588,7 +592,9 @@ def test_rollback_leaves_no_transaction(db):
     assert [t.txn_id for t in db.transactions()] == [t.txn_id for t in before]
     assert user_tables(db) == ["p"]
     assert db.sql("SELECT * FROM p ORDER BY k").fetchall() == [
-        (1, 10, "one"), (2, 20, "two"), (3, 30, "three"),
+        (1, 10, "one"),
+        (2, 20, "two"),
+        (3, 30, "three"),
     ]
     with pytest.raises(ProgrammingError):
         db.sql("SELECT nextval('gone_seq')")
@@ -870,10 +876,12 @@ def test_as_of_across_a_checkpoint(cluster, db):
 
 
 def test_positional_insert_with_generated_column(twin):
-    twin.script([
-        "CREATE TABLE g (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL, c VARCHAR)",
-        "INSERT INTO g VALUES (1, 'x')",
-    ])
+    twin.script(
+        [
+            "CREATE TABLE g (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL, c VARCHAR)",
+            "INSERT INTO g VALUES (1, 'x')",
+        ]
+    )
 
 
 SEQ_STATE = (

@@ -396,8 +396,11 @@ def _story(store: Store, typed_rows: Callable[..., pa.Table]) -> dict[str, Recor
 def test_memory_and_durable_stores_agree(
     tmp_path: Path, typed_rows, assert_same_txns, rows_equal
 ) -> None:
-    memory = _story(MemoryStore(), typed_rows)
-    durable = _story(IpcStore(tmp_path), typed_rows)
+    stores: list[Store] = [MemoryStore(), IpcStore(tmp_path)]
+    memory, durable = (_story(store, typed_rows) for store in stores)
+    for store in stores:
+        with pytest.raises(LogError, match="folded"):
+            store.fork("src", "too-early", until=1030)  # txn 9, the fold, is at 1040
     for name, rec in memory.items():
         want = observe(rec)
         assert want["start"] is not None
