@@ -1,0 +1,145 @@
+"""AS OF the last commit vs the current state, after many single-row UPDATEs.
+
+Setup (once per module, untimed): an on-disk cluster with t(k, v) of ASOF_BENCH_ASOF_ROWS
+rows, a checkpoint (as a snapshot schedule would take one), then ASOF_BENCH_UPDATES separate
+single-row `UPDATE t SET v = v + 1 WHERE k = ?` statements (random keys, fixed seed) spread
+over ASOF_BENCH_UPDATE_TXNS explicit transactions (BEGIN ... COMMIT). Autocommit would be one
+fsync'd commit per UPDATE, far more than a couple of minutes at 100k.
+
+Timed: `db.as_of(T).sql("SELECT sum(v), count(*) FROM t").fetchall()`, handle creation
+included, for T = the last commit, vs the same query on the live handle. A third, contrast
+case reads AS OF the checkpoint's own time (no log to replay).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    ASOF_ROWS,
+    REPORT,
+    UPDATE_TXNS,
+    UPDATES,
+    make_asof_source,
+    measure,
+    remove,
+    rows_label,
+)
+
+QUERY = "SELECT sum(v), count(*) FROM t"
+SIZE = f"{rows_label(ASOF_ROWS)} rows, {rows_label(UPDATES)} updates"
+FAST_ROUNDS = 10
+
+REPORT.compare(
+    "AS OF last commit: handle + sum/count",
+    "asof/as_of_last",
+    "asof/current",
+    "same query, current state (asof)",
+    "time",
+    target=("ratio", "<=", 2.0),
+    target_text="ratio <= 2",
+)
+REPORT.compare(
+    "AS OF checkpoint time (contrast, no replay)",
+    "asof/as_of_checkpoint",
+    "asof/current",
+    "same query, current state (asof)",
+    "time",
+)
+
+
+@pytest.fixture(scope="module")
+def updated():
+    base = Path(tempfile.mkdtemp(prefix="asof-bench-asof-"))
+    cluster = make_asof_source(base / "data", ASOF_ROWS)
+    try:
+        db = cluster.database("p")
+        checkpoint_ts = list(db.transactions())[-1].ts.physical
+        rng = random.Random(20240807)
+        per_txn = -(-UPDATES // UPDATE_TXNS)
+        started = time.perf_counter()
+        done = 0
+        while done < UPDATES:
+            db.sql("BEGIN")
+            for _ in range(min(per_txn, UPDATES - done)):
+                db.sql("UPDATE t SET v = v + 1 WHERE k = ?", [rng.randrange(ASOF_ROWS)])
+                done += 1
+            db.sql("COMMIT")
+        update_seconds = time.perf_counter() - started
+        last_ts = list(db.transactions())[-1].ts.physical
+        expected = db.sql(QUERY).fetchall()
+        assert expected[0][1] == ASOF_ROWS
+        assert expected[0][0] == sum(i % 7 for i in range(ASOF_ROWS)) + UPDATES
+        REPORT.note(
+            f"AS OF setup: {UPDATES} single-row UPDATEs in {UPDATE_TXNS} explicit transactions "
+            f"took {update_seconds:.1f} s ({UPDATES / update_seconds:,.0f} UPDATEs/s)"
+        )
+        yield {
+            "cluster": cluster,
+            "db": db,
+            "checkpoint_ts": checkpoint_ts,
+            "last_ts": last_ts,
+            "expected": expected,
+            "update_seconds": update_seconds,
+        }
+    finally:
+        cluster.close()
+        remove(base)
+
+
+def _as_of_case(benchmark, updated, key: str, ts: int, expected) -> None:
+    handles = []
+
+    def setup():  # untimed: close the previous round's handle
+        while len(handles) > 0:
+            handles.pop().close()
+        return updated["db"]
+
+    def run(db):
+        handle = db.as_of(ts)
+        handles.append(handle)
+        return handle.sql(QUERY).fetchall()
+
+    try:
+        measure(
+            benchmark,
+            key,
+            run,
+            setup=setup,
+            rounds=FAST_ROUNDS,
+            warmup_rounds=1,
+            size=SIZE,
+            update_seconds=updated["update_seconds"],
+        )
+        assert handles[-1].sql(QUERY).fetchall() == expected
+    finally:
+        for h in handles:
+            h.close()
+
+
+@pytest.mark.benchmark(group="as of")
+def test_as_of_last_commit(benchmark, updated):
+    _as_of_case(benchmark, updated, "asof/as_of_last", updated["last_ts"], updated["expected"])
+
+
+@pytest.mark.benchmark(group="as of")
+def test_as_of_checkpoint_time(benchmark, updated):
+    expected = [(sum(i % 7 for i in range(ASOF_ROWS)), ASOF_ROWS)]
+    _as_of_case(benchmark, updated, "asof/as_of_checkpoint", updated["checkpoint_ts"], expected)
+
+
+@pytest.mark.benchmark(group="as of")
+def test_current_state(benchmark, updated):
+    db = updated["db"]
+    result = []
+
+    def run():
+        result.append(db.sql(QUERY).fetchall())
+
+    measure(benchmark, "asof/current", run, rounds=FAST_ROUNDS, warmup_rounds=1, size=SIZE)
+    assert result[-1] == updated["expected"]

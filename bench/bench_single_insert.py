@@ -1,0 +1,145 @@
+"""Single-row autocommit INSERTs, each durable when it returns: commits per second.
+
+asof (fsyncs its log before the commit returns) vs SQLite in WAL mode with
+synchronous=FULL (fsyncs its WAL on every commit) vs DuckDB on a file (writes and syncs its
+WAL on every commit). Each round: a fresh database, ASOF_BENCH_COMMITS statements
+`INSERT INTO t VALUES (?, ?)` with parameters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import COMMITS, CREATE_T, REPORT, ROUNDS, measure, remove
+from queryapi import Cluster
+
+SIZE = f"{COMMITS} commits/round"
+INSERT = "INSERT INTO t VALUES (?, ?)"
+
+REPORT.compare(
+    "single-row INSERT, autocommit (durable)",
+    "single/asof",
+    "single/sqlite",
+    "SQLite WAL, synchronous=FULL",
+    "rate",
+    unit="commits/s",
+    target=("ratio", ">=", 1.0),
+    target_text="ratio >= 1",
+)
+REPORT.compare(
+    "single-row INSERT, autocommit (vs DuckDB)",
+    "single/asof",
+    "single/duckdb",
+    "DuckDB file",
+    "rate",
+    unit="commits/s",
+)
+
+
+def _check(rows: list[tuple]) -> None:
+    assert rows == [(COMMITS, COMMITS * (COMMITS - 1) // 2)]
+
+
+@pytest.mark.benchmark(group="single insert")
+def test_single_insert_asof(benchmark):
+    def setup():
+        base = Path(tempfile.mkdtemp(prefix="asof-bench-single-"))
+        cluster = Cluster.open(base / "data")
+        cluster.sql("CREATE DATABASE p")
+        db = cluster.database("p")
+        db.sql(CREATE_T)
+        return {"base": base, "cluster": cluster, "db": db}
+
+    def run(ctx):
+        sql = ctx["db"].sql
+        for i in range(COMMITS):
+            sql(INSERT, [i, i % 7])
+
+    def teardown(ctx):
+        try:
+            _check(ctx["db"].sql("SELECT count(*), sum(k) FROM t").fetchall())
+        finally:
+            ctx["cluster"].close()
+            remove(ctx["base"])
+
+    measure(
+        benchmark,
+        "single/asof",
+        run,
+        setup=setup,
+        teardown=teardown,
+        rounds=ROUNDS,
+        work=COMMITS,
+        size=SIZE,
+    )
+
+
+@pytest.mark.benchmark(group="single insert")
+def test_single_insert_sqlite(benchmark):
+    def setup():
+        base = Path(tempfile.mkdtemp(prefix="asof-bench-single-sqlite-"))
+        con = sqlite3.connect(base / "db.sqlite", isolation_level=None)  # autocommit
+        assert con.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+        con.execute("PRAGMA synchronous=FULL")
+        con.execute(CREATE_T)
+        return {"base": base, "con": con}
+
+    def run(ctx):
+        execute = ctx["con"].execute
+        for i in range(COMMITS):
+            execute(INSERT, (i, i % 7))
+
+    def teardown(ctx):
+        try:
+            _check(ctx["con"].execute("SELECT count(*), sum(k) FROM t").fetchall())
+        finally:
+            ctx["con"].close()
+            remove(ctx["base"])
+
+    measure(
+        benchmark,
+        "single/sqlite",
+        run,
+        setup=setup,
+        teardown=teardown,
+        rounds=ROUNDS,
+        work=COMMITS,
+        size=SIZE,
+    )
+
+
+@pytest.mark.benchmark(group="single insert")
+def test_single_insert_duckdb(benchmark):
+    def setup():
+        base = Path(tempfile.mkdtemp(prefix="asof-bench-single-duckdb-"))
+        con = duckdb.connect(str(base / "db.duckdb"))
+        con.execute(CREATE_T)
+        return {"base": base, "con": con}
+
+    def run(ctx):
+        execute = ctx["con"].execute
+        for i in range(COMMITS):
+            execute(INSERT, [i, i % 7])
+
+    def teardown(ctx):
+        try:
+            _check(ctx["con"].execute("SELECT count(*), sum(k) FROM t").fetchall())
+        finally:
+            ctx["con"].close()
+            remove(ctx["base"])
+
+    measure(
+        benchmark,
+        "single/duckdb",
+        run,
+        setup=setup,
+        teardown=teardown,
+        rounds=ROUNDS,
+        work=COMMITS,
+        size=SIZE,
+    )
