@@ -23,6 +23,7 @@ from projections.apply import apply_event, sequence_values, set_applied
 from projections.lazy import damaged_bases, lazy_ids, materialize
 from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
 from queryapi import ddl
+from queryapi.coalesce import coalesce
 from queryapi.dml import DmlPlan, TableInfo, plan_dml
 from queryapi.errors import (
     AsofError,
@@ -378,8 +379,9 @@ class Session:
                 self.cur.execute("COMMIT")
                 self._release()
                 return
+            events = coalesce(self._events) if len(self._events) > 1 else self._events
             ts = self.rt.clock.now()
-            txn = self.rt.recorder.append(self._events, ts=ts, sql=";\n".join(self._sql) or None)
+            txn = self.rt.recorder.append(events, ts=ts, sql=";\n".join(self._sql) or None)
         except BaseException as exc:
             self._abort()
             if isinstance(exc, LogError):

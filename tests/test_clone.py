@@ -258,3 +258,23 @@ def test_row_ids_are_never_reused_after_a_rebuild_or_in_a_clone(cluster):
     clone.sql("INSERT INTO t VALUES (4)")
     ids = clone.history("t").column("row_id").to_pylist()
     assert ids == [1, 2, 3, 3, 4]
+
+
+def test_a_transaction_logs_one_event_per_table_with_each_rows_last_image(cluster):
+    cluster.sql("CREATE DATABASE d")
+    db = cluster.database("d")
+    db.sql("CREATE TABLE t (k INT, v INT)")
+    db.sql("INSERT INTO t VALUES (1, 0), (2, 0)")
+    db.sql(
+        "BEGIN; UPDATE t SET v = 1 WHERE k = 1; UPDATE t SET v = 2 WHERE k = 1; "
+        "INSERT INTO t VALUES (3, 0); UPDATE t SET v = 9 WHERE k = 3; "
+        "INSERT INTO t VALUES (4, 0); DELETE FROM t WHERE k = 4; DELETE FROM t WHERE k = 2; COMMIT"
+    )
+    events = list(db.transactions())[-1].events
+    assert [(e.kind, e.row_count) for e in events] == [("rows", 3)]
+    ops = sorted(
+        zip(events[0].rows.column("_op").to_pylist(), events[0].rows.column("k").to_pylist())
+    )
+    assert ops == [(0, 3), (1, 1), (2, 2)]  # 3 born here: an insert; 4 never existed outside
+    head = list(db.transactions())[-1].ts.physical
+    assert table_rows(db.as_of(head), "t") == table_rows(db, "t") == [(1, 2), (3, 9)]
