@@ -273,7 +273,11 @@ def test_a_transaction_logs_one_event_per_table_with_each_rows_last_image(cluste
     events = list(db.transactions())[-1].events
     assert [(e.kind, e.row_count) for e in events] == [("rows", 3)]
     ops = sorted(
-        zip(events[0].rows.column("_op").to_pylist(), events[0].rows.column("k").to_pylist())
+        zip(
+            events[0].rows.column("_op").to_pylist(),
+            events[0].rows.column("k").to_pylist(),
+            strict=True,
+        )
     )
     assert ops == [(0, 3), (1, 1), (2, 2)]  # 3 born here: an insert; 4 never existed outside
     head = list(db.transactions())[-1].ts.physical
