@@ -83,13 +83,14 @@ class Projection:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._external = allow_external_access
+        fresh = not path.exists()
         self.con = connect(path, store, allow_external_access=allow_external_access)
         try:
-            if not self._complete():
-                # Never built, or a build cut short: a projection is a cache, rebuild it.
-                self.con.close()
-                _remove(path)
-                self.con = connect(path, store, allow_external_access=allow_external_access)
+            if fresh or not self._complete():
+                if not fresh:  # a build cut short: a projection is a cache, rebuild it
+                    self.con.close()
+                    _remove(path)
+                    self.con = connect(path, store, allow_external_access=allow_external_access)
                 build_at(self.con, store, recorder, None)
                 self.con.execute(f"CREATE TABLE {COMPLETE_MARK} (built_at TIMESTAMP)")
                 self.con.execute(f"INSERT INTO {COMPLETE_MARK} VALUES (now())")
