@@ -53,6 +53,15 @@ def applied(con: duckdb.DuckDBPyConnection) -> TransactionInfo | None:
     return None if txn == 0 else TransactionInfo(txn, Timestamp(ts, logical))
 
 
+def set_applied_sql(info: TransactionInfo) -> str:
+    """The statement that records `info` as applied (integers only: safe to inline), so a
+    commit can send it together with COMMIT in one round trip."""
+    return (
+        f"UPDATE {STATE_TABLE} SET applied_txn = {int(info.txn_id)}, "
+        f"applied_ts = {int(info.ts.physical)}, applied_logical = {int(info.ts.logical)}"
+    )
+
+
 def set_applied(con: duckdb.DuckDBPyConnection, info: TransactionInfo) -> None:
     con.execute(
         f"UPDATE {STATE_TABLE} SET applied_txn = ?, applied_ts = ?, applied_logical = ?",

@@ -19,7 +19,7 @@ import pyarrow as pa
 from eventlog.errors import LogError
 from eventlog.events import Event, RowOp
 from projections import kinds
-from projections.apply import apply_event, sequence_values, set_applied
+from projections.apply import apply_event, sequence_values, set_applied, set_applied_sql
 from projections.lazy import damaged_bases, lazy_ids, materialize
 from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
 from queryapi import ddl
@@ -388,8 +388,7 @@ class Session:
                 raise translate(exc, rolled_back=True) from None
             raise translate(exc, rolled_back=True) from None
         try:
-            set_applied(self.cur, txn.info)
-            self.cur.execute("COMMIT")
+            self.cur.execute(f"{set_applied_sql(txn.info)}; COMMIT")
         except duckdb.Error:
             # The log has the transaction; the projection catches up from it.
             try:
