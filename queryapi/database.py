@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from queryapi.runtime import DatabaseRuntime
 
 
+TABLE_NAMES_SQL = "SELECT name FROM _asof.tables WHERE kind = 'table' ORDER BY name"
+
+
 class Database:
     """A read-write handle. Each handle is one session: its own transaction state."""
 
@@ -83,12 +86,8 @@ class Database:
 
     @translating
     def tables(self) -> list[str]:
-        return [
-            r[0]
-            for r in self.sql(
-                "SELECT name FROM _asof.tables WHERE kind = 'table' ORDER BY name"
-            ).fetchall()
-        ]
+        """The names of the user's tables (materialized views excluded)."""
+        return [r[0] for r in self.sql(TABLE_NAMES_SQL).fetchall()]
 
     @translating
     def history(
@@ -181,12 +180,8 @@ class AsOf:
 
     @translating
     def tables(self) -> list[str]:
-        return [
-            r[0]
-            for r in self.sql(
-                "SELECT name FROM _asof.tables WHERE kind = 'table' ORDER BY name"
-            ).fetchall()
-        ]
+        """The names of the user's tables (materialized views excluded)."""
+        return [r[0] for r in self.sql(TABLE_NAMES_SQL).fetchall()]
 
     def close(self) -> None:
         if self._con is not None:
