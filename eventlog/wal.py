@@ -319,6 +319,15 @@ def _compressor() -> zstandard.ZstdCompressor:
     return _local.cctx
 
 
+_THREADED_ABOVE = 4 << 20
+
+
+def _bulk_compressor() -> zstandard.ZstdCompressor:
+    if not hasattr(_local, "bulk"):
+        _local.bulk = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+    return _local.bulk
+
+
 def _decompressor() -> zstandard.ZstdDecompressor:
     _compressor()
     return _local.dctx
@@ -369,7 +378,10 @@ def encode_body(
 
 
 def encode_payload(txn_id: int, body: bytes) -> bytes:
-    return _compressor().compress(struct.pack("<Q", txn_id) + body)
+    raw = struct.pack("<Q", txn_id) + body
+    if len(raw) > _THREADED_ABOVE:  # a bulk load: let zstd use every core
+        return _bulk_compressor().compress(raw)
+    return _compressor().compress(raw)
 
 
 def decode_payload(payload: bytes, path: Path) -> Transaction:
