@@ -12,15 +12,12 @@ import duckdb
 
 from eventlog.events import TransactionInfo
 from eventlog.recorder import Recorder, Store
-from projections.apply import applied, bootstrap
-from projections.checkpoint import nearest_checkpoint
+from projections.apply import applied
 from projections.lazy import attach_bases, build_at
 from projections.naming import STORAGE_SCHEMA, quote_literal
 from projections.replay import replay
 
 COMPLETE_MARK = f"{STORAGE_SCHEMA}.complete"
-
-_BASE_ALIAS = "_asof_base"
 
 
 def connect(
@@ -43,24 +40,6 @@ def connect(
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     return con
-
-
-def load_base(
-    con: duckdb.DuckDBPyConnection, store: Store, recorder: Recorder, until: int | None
-) -> TransactionInfo | None:
-    """Fill an empty DuckDB database from the nearest checkpoint at or before `until`."""
-    ref = nearest_checkpoint(recorder, until)
-    if ref is None:
-        bootstrap(con)
-        return None
-    path = store.resolve(ref.path)
-    target = con.execute("SELECT current_database()").fetchall()[0][0]
-    con.execute(f"ATTACH {quote_literal(str(path))} AS {_BASE_ALIAS} (READ_ONLY)")
-    try:
-        con.execute(f'COPY FROM DATABASE {_BASE_ALIAS} TO "{target}"')
-    finally:
-        con.execute(f"DETACH {_BASE_ALIAS}")
-    return applied(con)
 
 
 class Projection:
