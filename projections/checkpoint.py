@@ -4,11 +4,11 @@ transaction. State at T = nearest checkpoint C <= T plus the events in (C, T].""
 from __future__ import annotations
 
 import os
-import zlib
 from pathlib import Path
 
 import duckdb
 
+from eventlog.fsutil import file_crc32, fsync_dir
 from eventlog.recorder import CheckpointRef, Recorder, Store
 from projections.apply import applied
 from projections.naming import STORAGE_SCHEMA, quote_ident, quote_literal, storage_table
@@ -74,19 +74,14 @@ def _materialize_lazy_tables(con: duckdb.DuckDBPyConnection, target: str) -> Non
 
 
 def _fsync_and_checksum(path: Path) -> tuple[int, int]:
-    crc = 0
-    size = 0
-    with open(path, "rb+") as fh:
-        while chunk := fh.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-        os.fsync(fh.fileno())
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    """Make the new checkpoint durable (file and directory entry), then checksum it."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
-    return size, crc
+        os.close(fd)
+    fsync_dir(path.parent)
+    return file_crc32(path)
 
 
 def verify_checkpoint(store: Store, ref: CheckpointRef) -> str | None:
@@ -94,11 +89,7 @@ def verify_checkpoint(store: Store, ref: CheckpointRef) -> str | None:
     path = store.resolve(ref.path)
     if not path.exists():
         return f"checkpoint {ref.path} is missing"
-    crc = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-    if crc != ref.checksum:
+    if file_crc32(path)[1] != ref.checksum:
         return f"checkpoint {ref.path} fails its checksum"
     return None
 
