@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from eventlog.events import Event
+from eventlog.events import Event, RowOp
+from projections.naming import ROW_ID
 
 ROWS = "rows"
 TRUNCATE = "truncate"
@@ -24,6 +25,17 @@ MATVIEW_REFRESH = "matview_refresh"  # data = {"name"}; rows of its backing tabl
 #: Kinds that change no rows and no schema of any table (replay may apply them in any
 #: order relative to row events of tables).
 TABLE_BARRIERS = frozenset({TRUNCATE, CREATE_TABLE, DROP_TABLE, RENAME_TABLE, ALTER_TABLE})
+
+
+def event_rows(rows: pa.Table, ops: RowOp | pa.Array | None = None) -> pa.Table:
+    """Storage-layout rows (the table's columns and `_rid`) in event layout: `_op`, `_rid`,
+    then the table's columns. `ops` is one operation for every row, or one per row."""
+    n = rows.num_rows
+    ops = RowOp.INSERT if ops is None else ops
+    op_col = pa.repeat(pa.scalar(int(ops), pa.int8()), n) if isinstance(ops, RowOp) else ops
+    cols = [c for c in rows.column_names if c != ROW_ID]
+    arrays = [op_col, rows.column(ROW_ID), *(rows.column(c) for c in cols)]
+    return pa.Table.from_arrays(arrays, names=["_op", ROW_ID, *cols])
 
 
 def rows_event(table_id: int, version: int, rows: pa.Table) -> Event:

@@ -168,13 +168,8 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
     event = kinds.create_table(table_id, name.name, _storage_ddl(s, table_id))
     register_table(s.cur, event)
     s.emit(event)
-    as_kw = find_kw(toks, {"AS"}, k)
-    if as_kw is not None:  # CREATE TABLE ... AS SELECT: its rows are values in the log
-        rows = s.cur.sql(f"SELECT * FROM {storage_table(table_id)}").to_arrow_table()
-        if rows.num_rows:
-            from queryapi.session import _event_rows
-
-            s.emit(kinds.rows_event(table_id, 1, _event_rows(rows, RowOp.INSERT)))
+    if find_kw(toks, {"AS"}, k) is not None:  # CREATE TABLE ... AS: its rows are log values
+        _capture_all(s, table_id, 1)
     return Result.empty()
 
 
@@ -313,11 +308,7 @@ def alter(s: Session, st: Statement) -> Result:
     if action in _REWRITING_ACTIONS and not _is_constraint_change(toks, k):
         # The statement may have computed values (a volatile DEFAULT, a USING expression):
         # log the resulting images so replay is exact.
-        rows = s.cur.sql(f"SELECT * FROM {storage_table(table.table_id)}").to_arrow_table()
-        if rows.num_rows:
-            from queryapi.session import _event_rows
-
-            s.emit(kinds.rows_event(table.table_id, version, _event_rows(rows, RowOp.UPDATE)))
+        _capture_all(s, table.table_id, version, op=RowOp.UPDATE)
     return Result.empty()
 
 
@@ -387,10 +378,16 @@ def matview(s: Session, st: Statement) -> Result:
     return Result.empty()
 
 
-def _capture_all(s: Session, table_id: int, version: int, after: int | None = None) -> None:
-    from queryapi.session import _event_rows
-
+def _capture_all(
+    s: Session,
+    table_id: int,
+    version: int,
+    *,
+    op: RowOp = RowOp.INSERT,
+    after: int | None = None,
+) -> None:
+    """Log the rows a statement just wrote (all of them, or those with row ids past `after`)."""
     where = "" if after is None else f" WHERE {ROW_ID} > {after}"
     rows: pa.Table = s.cur.sql(f"SELECT * FROM {storage_table(table_id)}{where}").to_arrow_table()
     if rows.num_rows:
-        s.emit(kinds.rows_event(table_id, version, _event_rows(rows, RowOp.INSERT)))
+        s.emit(kinds.rows_event(table_id, version, kinds.event_rows(rows, op)))

@@ -273,7 +273,7 @@ class Session:
             rows = self.cur.sql(
                 f"SELECT * FROM {storage_table(table.table_id)} WHERE {ROW_ID} > {before}"
             ).to_arrow_table()
-            self.emit(kinds.rows_event(table.table_id, table.version, _event_rows(rows, None)))
+            self.emit(kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None)))
             return Result.count(n)
         out = _arrow(self.cur.sql(plan.sql, params=params))
         width = len(table.columns) + 1
@@ -287,7 +287,9 @@ class Session:
                 ops = RowOp.INSERT
             else:
                 ops = RowOp.UPDATE if plan.verb == "UPDATE" else RowOp.DELETE
-            self.emit(kinds.rows_event(table.table_id, table.version, _event_rows(captured, ops)))
+            self.emit(
+                kinds.rows_event(table.table_id, table.version, kinds.event_rows(captured, ops))
+            )
         if plan.user_returning:
             user = out.select(list(range(width, out.num_columns)))
             keep = [i for i, n in enumerate(user.column_names) if n != ROW_ID]
@@ -443,17 +445,6 @@ class ReadOnlySession(Session):
 
 def _arrow(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
     return pa.table({}) if rel is None else rel.to_arrow_table()
-
-
-def _event_rows(rows: pa.Table, ops: RowOp | pa.Array | None) -> pa.Table:
-    """Row images in event layout: _op, _rid, then the table's columns."""
-    n = rows.num_rows
-    if ops is None:
-        ops = RowOp.INSERT
-    op_col = pa.repeat(pa.scalar(int(ops), pa.int8()), n) if isinstance(ops, RowOp) else ops
-    cols = [c for c in rows.column_names if c != ROW_ID]
-    arrays = [op_col, rows.column(ROW_ID), *(rows.column(c) for c in cols)]
-    return pa.Table.from_arrays(arrays, names=["_op", ROW_ID, *cols])
 
 
 def _insert_or_update(row_ids: pa.ChunkedArray, before: int) -> pa.Array:
