@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from eventlog.errors import LogError
 from eventlog.events import Event, RowOp
@@ -34,7 +35,7 @@ from queryapi.errors import (
     ReadOnlyError,
 )
 from queryapi.result import Result
-from queryapi.statements import Name, Statement, split
+from queryapi.statements import Name, Statement, find_kw, split
 from queryapi.translate import translate
 
 if TYPE_CHECKING:
@@ -448,8 +449,6 @@ def _arrow(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
 
 
 def _insert_or_update(row_ids: pa.ChunkedArray, before: int) -> pa.Array:
-    import pyarrow.compute as pc
-
     fresh = pc.greater(row_ids, before)
     return pc.if_else(
         fresh, pa.scalar(int(RowOp.INSERT), pa.int8()), pa.scalar(int(RowOp.UPDATE), pa.int8())
@@ -457,6 +456,4 @@ def _insert_or_update(row_ids: pa.ChunkedArray, before: int) -> pa.Array:
 
 
 def _copies_into_table(st: Statement) -> bool:
-    from queryapi.statements import find_kw
-
     return find_kw(st.tokens, {"FROM"}) is not None
