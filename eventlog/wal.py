@@ -12,10 +12,16 @@ trusted to skip over, or cut off, good frames.
 
 A bad frame at the very end is a torn append (the process died mid-write) and is cut off on
 open; a bad frame followed by a good one is corruption and is reported, never repaired.
+
+The file grows ahead of its frames in zero-filled steps (PREALLOCATE), so that a commit's
+fdatasync writes only data: an append that changes the file's size makes the file system
+journal its metadata too, which costs about as much again. Zeros after the last frame are
+room to grow into, not damage.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -39,6 +45,8 @@ HEADER_SIZE = _HEADER.size + _HEADER_CRC.size
 _TXN = struct.Struct("<QI")
 #: zstd level for WAL payloads: level 1 keeps compression well below the cost of an fsync.
 ZSTD_LEVEL = 1
+#: How far the file grows ahead of its frames.
+PREALLOCATE = 4 << 20
 
 
 # File operations go through these module functions so tests can inject ENOSPC / EIO.
@@ -53,7 +61,21 @@ def _write(fd: int, data: bytes, offset: int) -> None:
 
 
 def _fsync(fd: int) -> None:
-    os.fsync(fd)
+    # fdatasync also writes the metadata reading the data back needs (the file's size).
+    (os.fdatasync if hasattr(os, "fdatasync") else os.fsync)(fd)
+
+
+def _allocate(fd: int, offset: int, length: int) -> None:
+    """Extend the file with zeros from `offset` (blocks reserved, not just a hole)."""
+    try:
+        os.posix_fallocate(fd, offset, length)
+        return
+    except AttributeError:
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    _write(fd, bytes(length), offset)
 
 
 def _truncate(fd: int, length: int) -> None:
@@ -96,10 +118,11 @@ class WalScan:
     good_end: int
     size: int
     corrupt: bool = False  # a bad frame followed by a good one
+    zero_tail: bool = False  # only zeros (room to grow into) after the last good frame
 
     @property
     def torn(self) -> bool:
-        return not self.corrupt and self.good_end < self.size
+        return not self.corrupt and not self.zero_tail and self.good_end < self.size
 
     def problem(self, path: Path) -> str | None:
         if self.corrupt:
@@ -139,6 +162,8 @@ def scan(data: bytes) -> WalScan:
         frames.append(frame)
         offset = frame.end
     corrupt = False
+    if offset < len(data) and data.count(0, offset) == len(data) - offset:
+        return WalScan(tuple(frames), offset, len(data), zero_tail=True)
     if offset < len(data):
         probe = data.find(MAGIC, offset + 1)
         while probe != -1 and not corrupt:
@@ -161,10 +186,11 @@ class Wal:
     re-verifies it from disk.
     """
 
-    def __init__(self, path: Path, fd: int, end: int) -> None:
+    def __init__(self, path: Path, fd: int, end: int, allocated: int | None = None) -> None:
         self.path = path
         self._fd: int | None = fd  # None after a failed reopen, until the next attempt
         self._end: int | None = end  # None: unknown after a failed reset
+        self._allocated = end if allocated is None else allocated  # the file's size
         self._suspect = False
         self._closed = False
 
@@ -189,14 +215,18 @@ class Wal:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, found.good_end), [f.payload for f in found.frames]
+        return cls(path, fd, found.good_end, found.size), [f.payload for f in found.frames]
 
     def changed_on_disk(self) -> bool:
-        """Whether the file's length differs from what this object last wrote or read."""
+        """Whether another writer appended, cut or reset the file since this object last
+        wrote or read it."""
         if self._fd is None or self._end is None:
             return True
         try:
-            return os.fstat(self._fd).st_size != self._end
+            size = os.fstat(self._fd).st_size
+            if size <= self._end:
+                return size != self._end
+            return any(os.pread(self._fd, HEADER_SIZE, self._end))
         except OSError:
             return True
 
@@ -208,7 +238,7 @@ class Wal:
         self._reopen(verify=False)
         assert self._fd is not None
         found = self._recover_fd(self.path, self._fd, expected_end=None)
-        self._end = found.good_end
+        self._end, self._allocated = found.good_end, found.size
         self._suspect = False
         return [f.payload for f in found.frames]
 
@@ -229,13 +259,14 @@ class Wal:
                 str(path),
             )
         end = found.good_end if expected_end is None else expected_end
-        if end < found.size and repair:
-            try:
-                _truncate(fd, end)
-                _fsync(fd)
-            except OSError as exc:
-                raise LogIOError(f"cannot truncate WAL {path}: {exc}") from exc
-        return attrs.evolve(found, good_end=end, size=end)
+        if not repair or (not found.torn and end == found.good_end):
+            return attrs.evolve(found, good_end=end)
+        try:
+            _truncate(fd, end)
+            _fsync(fd)
+        except OSError as exc:
+            raise LogIOError(f"cannot truncate WAL {path}: {exc}") from exc
+        return attrs.evolve(found, good_end=end, size=end, zero_tail=False)
 
     @property
     def size(self) -> int:
@@ -250,7 +281,13 @@ class Wal:
         assert self._fd is not None and self._end is not None
         data = b"".join(encode_frame(p) for p in payloads)
         start = self._end
+        end = start + len(data)
         try:
+            if end > self._allocated and len(data) < PREALLOCATE:
+                grow_to = (end // PREALLOCATE + 1) * PREALLOCATE
+                base = max(self._allocated, start)  # never over frames already written
+                _allocate(self._fd, base, grow_to - base)
+                self._allocated = grow_to
             _write(self._fd, data, start)
             _fsync(self._fd)
         except OSError as exc:
@@ -258,10 +295,12 @@ class Wal:
             try:
                 _truncate(self._fd, start)
                 _fsync(self._fd)
+                self._allocated = start
             except OSError:
                 pass  # _reopen retries before the next append
             raise LogIOError(f"cannot append to WAL {self.path}: {exc}") from exc
-        self._end = start + len(data)
+        self._end = end
+        self._allocated = max(self._allocated, end)
 
     def reset(self) -> None:
         """Empty the file once its contents are sealed elsewhere.
@@ -277,6 +316,7 @@ class Wal:
             assert self._fd is not None
             _truncate(self._fd, 0)
             _fsync(self._fd)
+            self._allocated = 0
         except (OSError, LogIOError) as exc:
             self._suspect = True
             self._end = None  # stale frames may remain; they are sealed and skipped on open
@@ -297,8 +337,14 @@ class Wal:
         except OSError as exc:
             raise LogIOError(f"cannot reopen WAL {self.path}: {exc}") from exc
         if verify:
-            self._end = self._recover_fd(self.path, self._fd, self._end).good_end
+            found = self._recover_fd(self.path, self._fd, self._end)
+            self._end, self._allocated = found.good_end, found.size
             self._suspect = False
+        else:
+            try:
+                self._allocated = os.fstat(self._fd).st_size
+            except OSError:
+                self._allocated = 0  # appends then allocate from their own start
 
     def close(self) -> None:
         self._closed = True
@@ -333,8 +379,18 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return _local.dctx
 
 
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
 def _stream_bytes(rows: pa.Table) -> bytes:
     """An Arrow IPC stream: it keeps the exact schema (metadata too) and every type."""
+    if 0 < rows.num_rows <= 64 and not any(pa.types.is_dictionary(t) for t in rows.schema.types):
+        # A few rows (a single-row commit): the same bytes as a stream writer's, faster.
+        batches = rows.combine_chunks().to_batches()
+        return b"".join(
+            [rows.schema.serialize().to_pybytes(), *(b.serialize().to_pybytes() for b in batches)]
+            + [_END_OF_STREAM]
+        )
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, rows.schema) as writer:
         # Many small batches (a bulk INSERT's result) serialise far slower than one.

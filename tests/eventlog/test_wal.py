@@ -42,8 +42,36 @@ def test_scan_treats_any_cut_of_the_last_frame_as_a_torn_tail() -> None:
 
 
 def test_scan_treats_garbage_after_the_last_frame_as_torn() -> None:
-    found = scan(_frames(2) + b"\x00" * 100)
+    found = scan(_frames(2) + b"\x07" * 100)
     assert found.torn and len(found.frames) == 2
+    found = scan(_frames(2) + b"\x00" * 50 + b"\x07" + b"\x00" * 49)
+    assert found.torn and len(found.frames) == 2
+
+
+def test_zeros_after_the_last_frame_are_room_to_grow_not_damage() -> None:
+    found = scan(_frames(2) + b"\x00" * 4096)
+    assert len(found.frames) == 2 and found.good_end == len(_frames(2))
+    assert not found.torn and not found.corrupt and found.zero_tail
+    assert found.problem(Path("w")) is None
+
+
+def test_appends_write_into_preallocated_space(tmp_path: Path) -> None:
+    path = tmp_path / "wal"
+    log, _ = Wal.open(path, create=True)
+    log.append([b"one"])
+    assert path.stat().st_size == wal.PREALLOCATE  # grown ahead of the frames, zero-filled
+    log.append([b"two"])
+    assert path.stat().st_size == wal.PREALLOCATE
+    assert log.size == len(encode_frame(b"one")) + len(encode_frame(b"two"))
+    log.append([b"x" * wal.PREALLOCATE])  # a frame larger than the step grows the file itself
+    big_end = log.size
+    log.append([b"three"])
+    log.close()
+    reopened, payloads = Wal.open(path)
+    assert payloads == [b"one", b"two", b"x" * wal.PREALLOCATE, b"three"]
+    assert reopened.size == big_end + len(encode_frame(b"three"))
+    assert not reopened.changed_on_disk()
+    reopened.close()
 
 
 @pytest.mark.parametrize("where", ["magic", "length", "crc", "payload"])
@@ -133,11 +161,12 @@ def test_failed_append_is_rolled_back_and_the_next_one_works(
     path = tmp_path / "wal"
     log, _ = Wal.open(path, create=True)
     log.append([b"one"])
-    size = path.stat().st_size
+    size = log.size
     monkeypatch.setattr(wal, target, _failing(getattr(wal, target), err, partial=partial))
     with pytest.raises(LogIOError):
         log.append([b"two"])
-    assert path.stat().st_size == size
+    assert path.stat().st_size == size  # cut back to the last good frame
+    assert [f.payload for f in scan(path.read_bytes()).frames] == [b"one"]
     opened: list[str] = []
     real_open = os.open
     monkeypatch.setattr(os, "open", lambda p, *a: opened.append(str(p)) or real_open(p, *a))
