@@ -30,6 +30,14 @@ def log_rows(txns: Iterable[Transaction], table_id: int, version: int) -> pa.Tab
             seqs.append(seq)
     if not tables:
         return None
+    return prefix_log_meta(tables, txn_ids, stamps, seqs)
+
+
+def prefix_log_meta(
+    tables: list[pa.Table], txn_ids: list[int], stamps: list[int], seqs: list[int]
+) -> pa.Table:
+    """Concatenate event row tables and prefix `_txn`, `_ts` and `_seq`, one value per
+    event repeated over its rows: one pass, however many events."""
     body = pa.concat_tables(tables, promote_options="default")
     counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
     meta = {
@@ -40,11 +48,3 @@ def log_rows(txns: Iterable[Transaction], table_id: int, version: int) -> pa.Tab
     for i, (name, arr) in enumerate(meta.items()):
         body = body.add_column(i, name, arr)
     return body
-
-
-def with_log_meta(rows: pa.Table, txn_id: int, ts: int, seq: int) -> pa.Table:
-    """Prefix `_txn`, `_ts` and `_seq` columns to an event's rows."""
-    n = rows.num_rows
-    table = rows.add_column(0, "_seq", pa.repeat(pa.scalar(seq, pa.int32()), n))
-    table = table.add_column(0, "_ts", pa.repeat(pa.scalar(ts, pa.int64()), n))
-    return table.add_column(0, "_txn", pa.repeat(pa.scalar(txn_id, pa.int64()), n))

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from eventlog.events import Transaction
 from eventlog.fsutil import fsync_dir
-from eventlog.rows import with_log_meta
+from eventlog.rows import prefix_log_meta
 from eventlog.segment import ROWS, TXNS, SegmentRef, concat_rows, txn_table, write_segment
 
 
@@ -33,14 +33,16 @@ class _Run:
         self.parts: list[pa.Table] = []
         self.txns: list[int] = []
         self.stamps: list[int] = []
+        self.seqs: list[int] = []
 
     def add(self, rows: pa.Table, txn: Transaction, seq: int) -> None:
-        self.parts.append(with_log_meta(rows, txn.txn_id, txn.ts.physical, seq))
+        self.parts.append(rows)
         self.txns.append(txn.txn_id)
         self.stamps.append(txn.ts.physical)
+        self.seqs.append(seq)
 
     def write(self, resolve: Callable[[str], Path]) -> SegmentRef:
-        table = concat_rows(self.parts)
+        table = concat_rows([prefix_log_meta(self.parts, self.txns, self.stamps, self.seqs)])
         size, crc = write_segment(resolve(self.path), table)
         table_id, version = self.key
         return SegmentRef(

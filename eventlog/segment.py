@@ -181,6 +181,10 @@ def txn_records(table: pa.Table) -> list[TxnRecord]:
 def concat_rows(parts: Iterable[pa.Table]) -> pa.Table:
     """One table from row parts of identical schema, fit for the IPC file format."""
     table = pa.concat_tables(list(parts))
+    chunks = max((c.num_chunks for c in table.columns), default=0)
+    if chunks > 1 and table.num_rows < chunks * (BATCH_ROWS // 4):
+        # Thousands of one-row events would become thousands of tiny compressed batches.
+        table = table.combine_chunks()
     if any(pa.types.is_dictionary(f.type) for f in table.schema):
         table = table.unify_dictionaries()  # the file format allows one dictionary per field
     return table

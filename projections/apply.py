@@ -171,6 +171,8 @@ def apply_rows(con: duckdb.DuckDBPyConnection, table_id: int, rows: pa.Table) ->
     columns = [c for c in rows.column_names if c not in _META and c not in generated]
     col_list = ", ".join(quote_ident(c) for c in [*columns, ROW_ID])
     name = next(_batch_names)
+    if max((c.num_chunks for c in rows.columns), default=0) > 64:  # DuckDB scans per chunk
+        rows = rows.combine_chunks()
     con.register(name, rows)
     try:
         alias = lazy.lazy_alias(con, table_id)

@@ -14,7 +14,7 @@ from eventlog.events import Event, Transaction
 from eventlog.hlc import Timestamp
 from eventlog.manifest import Manifest
 from eventlog.recorder import CheckpointRef, Lineage
-from eventlog.rows import with_log_meta
+from eventlog.rows import prefix_log_meta
 from eventlog.segment import (
     ROWS,
     TXNS,
@@ -39,9 +39,13 @@ def _ref(path: str, size: int, crc: int, **kw: object) -> SegmentRef:
     return SegmentRef(path, **fields)  # type: ignore[arg-type]
 
 
+def _with_meta(rows: pa.Table, txn_id: int, ts: int, seq: int) -> pa.Table:
+    return prefix_log_meta([rows], [txn_id], [ts], [seq])
+
+
 def test_rows_segment_round_trip_keeps_types_and_metadata(tmp_path: Path, typed_rows) -> None:
     table = concat_rows(
-        [with_log_meta(typed_rows(50, start=i * 50), i + 1, 100 + i, 0) for i in range(3)]
+        [_with_meta(typed_rows(50, start=i * 50), i + 1, 100 + i, 0) for i in range(3)]
     )
     path = tmp_path / "seg.arrow"
     size, crc = write_segment(path, table)
@@ -50,6 +54,19 @@ def test_rows_segment_round_trip_keeps_types_and_metadata(tmp_path: Path, typed_
     assert back.schema.equals(table.schema, check_metadata=True)
     assert back.equals(table)
     assert check_file(path, size, crc, "segment", "seg.arrow") is None
+
+
+def test_many_one_row_events_become_one_batch(tmp_path: Path) -> None:
+    """Thousands of single-row commits are sealed as a few batches, not one per event."""
+    parts = [pa.table({"k": [i], "s": [str(i)]}) for i in range(3000)]
+    table = concat_rows([prefix_log_meta(parts, list(range(3000)), [7] * 3000, [0] * 3000)])
+    assert {c.num_chunks for c in table.columns} == {1}
+    size, crc = write_segment(tmp_path / "seg.arrow", table)
+    with pa.ipc.open_file(tmp_path / "seg.arrow") as reader:
+        assert reader.num_record_batches == 1
+    back = read_segment(tmp_path / "seg.arrow", _ref("seg.arrow", size, crc))
+    assert back.column("k").to_pylist() == list(range(3000))
+    assert back.column("_txn").to_pylist() == list(range(3000))
 
 
 def test_dictionary_columns_are_unified_for_the_file_format(tmp_path: Path) -> None:
@@ -113,8 +130,8 @@ def test_txn_index_round_trip() -> None:
 def test_run_index_and_event_rows(tmp_path: Path) -> None:
     base = pa.table({"_op": pa.array([0, 0, 1], pa.int8()), "_rid": pa.array([1, 2, 3])})
     table = concat_rows(
-        [with_log_meta(base, 1, 10, 0), with_log_meta(base.slice(0, 1), 1, 10, 2)]
-        + [with_log_meta(base.slice(1), 4, 12, 0)]
+        [_with_meta(base, 1, 10, 0), _with_meta(base.slice(0, 1), 1, 10, 2)]
+        + [_with_meta(base.slice(1), 4, 12, 0)]
     )
     assert _run_index(table) == {(1, 0): (0, 3), (1, 2): (3, 1), (4, 0): (4, 2)}
     size, crc = write_segment(tmp_path / "s.arrow", table)
