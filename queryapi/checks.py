@@ -94,7 +94,7 @@ def table_digests(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
 
 
 def _compare_with_rebuild(rt, label: str) -> list[str]:
-    live_cur = rt.projection.cursor()
+    live_cur = rt.cursor()
     try:
         live = table_digests(live_cur)
         head = live_cur.execute(f"SELECT applied_ts FROM {STATE_TABLE}").fetchall()[0][0]

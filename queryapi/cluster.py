@@ -449,7 +449,7 @@ class Cluster:
         """Write a checkpoint of `database` now (schedules do this every interval)."""
         self._check_writable()
         rt = self._runtime(self._record(database))
-        cur = rt.projection.cursor()
+        cur = rt.cursor()
         try:
             return write_checkpoint(cur, self.store, rt.recorder)
         except BaseException as exc:
@@ -465,7 +465,7 @@ class Cluster:
         refs = rt.recorder.checkpoints()
         last = refs[-1].ts.physical if refs else 0
         if txn.ts.physical - last >= interval:
-            cur = rt.projection.cursor()
+            cur = rt.cursor()
             try:
                 write_checkpoint(cur, self.store, rt.recorder)
             finally:

@@ -106,7 +106,7 @@ def _side(handle: Any) -> _Side:
 
     if isinstance(handle, Database):
         handle._cluster._check_open()
-        return _Side(handle.name, handle._rt, None, handle._rt.projection.cursor())
+        return _Side(handle.name, handle._rt, None, handle._rt.cursor())
     if isinstance(handle, AsOf):
         if handle._con is None:
             raise ProgrammingError("this AS OF handle is closed; call db.as_of(ts) again")

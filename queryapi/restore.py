@@ -59,7 +59,7 @@ def _source(handle: Any) -> tuple[str, duckdb.DuckDBPyConnection]:
         return f"{handle.name}@{handle.ts}", handle._con.cursor()
     if isinstance(handle, Database):
         handle._cluster._check_open()
-        return handle.name, handle._rt.projection.cursor()
+        return handle.name, handle._rt.cursor()
     raise ProgrammingError(
         f"restore reads from a Database (a clone) or an AsOf handle, not {type(handle).__name__}"
     )

@@ -11,10 +11,16 @@ import pyarrow as pa
 class Result:
     """A materialised result: rows as Arrow, with DB-API style fetch methods on top."""
 
-    def __init__(self, table: pa.Table, *, rowcount: int = -1) -> None:
-        self._table = table
+    def __init__(self, table: pa.Table | None, *, rowcount: int = -1) -> None:
+        self._built = table
         self._pos = 0
         self.rowcount = rowcount
+
+    @property
+    def _table(self) -> pa.Table:
+        if self._built is None:  # a row count: most callers never look at it as a table
+            self._built = pa.table({"Count": pa.array([self.rowcount], pa.int64())})
+        return self._built
 
     @classmethod
     def empty(cls) -> Result:
@@ -23,7 +29,7 @@ class Result:
     @classmethod
     def count(cls, n: int) -> Result:
         """What DuckDB returns for INSERT/UPDATE/DELETE: one row with the affected count."""
-        return cls(pa.table({"Count": pa.array([n], pa.int64())}), rowcount=n)
+        return cls(None, rowcount=n)
 
     @property
     def columns(self) -> list[str]:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventlog.events import Transaction
+import duckdb
+import pyarrow as pa
+
+from eventlog.events import Transaction, TransactionInfo
 from eventlog.hlc import HybridClock
 from eventlog.recorder import Recorder, Store
+from projections.apply import advance_sequence, apply_rows, set_applied_sql
+from projections.naming import ROW_ID_SEQUENCE
 from projections.projection import Projection
-from queryapi.errors import ReadOnlyError
+from queryapi.errors import OperationalError, ReadOnlyError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from clone.catalog import DatabaseRecord
@@ -26,17 +34,21 @@ class CatalogCache:
         self.tables: dict[str, Any] = {}
         self.has_sequences: bool | None = None
         self.lazy: set[int] | None = None
+        self.fast: dict[int, Any] = {}  # table id -> FastTable, or None when not eligible
 
     def clear(self) -> None:
         self.tables.clear()
         self.has_sequences = None
         self.lazy = None
+        self.fast.clear()
 
 
 class DatabaseRuntime:
     """The log, the live projection and the write lock of one database."""
 
     lock_timeout = 30.0
+    #: Rows committed by the fast insert path that may wait, at most, for the projection.
+    pending_limit = 4096
 
     def __init__(
         self,
@@ -59,6 +71,11 @@ class DatabaseRuntime:
         self._projection: Projection | None = None
         self._open_lock = threading.Lock()
         self.commit_hooks: list = []
+        # Committed and durable, not yet in the projection (see queryapi/fastinsert.py).
+        self.pending: list[tuple[int, pa.Table]] = []
+        self.pending_last: TransactionInfo | None = None
+        self.next_row_id: int | None = None  # valid while only the fast path writes
+        self._flush_cursor: duckdb.DuckDBPyConnection | None = None
 
     @property
     def name(self) -> str:
@@ -84,6 +101,63 @@ class DatabaseRuntime:
                 )
             return self._projection
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the live projection, with every committed transaction applied."""
+        projection = self.projection
+        self.sync()
+        return projection.cursor()
+
+    def sync(self) -> None:
+        """Apply rows the fast insert path committed, before anything reads the projection."""
+        if not self.pending:
+            return
+        if not self.write_lock.acquire(timeout=self.lock_timeout):
+            raise OperationalError(
+                f"database {self.name!r} is locked by another write transaction for more "
+                f"than {self.lock_timeout:g} s; retry later"
+            )
+        try:
+            self.flush()
+        finally:
+            self.write_lock.release()
+
+    def flush(self) -> None:
+        """Apply the pending rows in one DuckDB transaction; the caller holds the write lock.
+
+        They are already in the log, so if applying them fails the projection catches up
+        from the log instead.
+        """
+        if not self.pending:
+            return
+        # The list empties only once the rows are in: a reader that finds it non-empty
+        # waits on the write lock for this flush instead of reading without them.
+        pending, last = self.pending, self.pending_last
+        assert last is not None
+        if self._flush_cursor is None:
+            self._flush_cursor = self.projection.cursor()
+        cur = self._flush_cursor
+        by_table: dict[int, list[pa.Table]] = {}
+        for table_id, rows in pending:
+            by_table.setdefault(table_id, []).append(rows)
+        assert self.next_row_id is not None  # the fast path set it before adding rows
+        top = self.next_row_id - 1
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            for table_id, parts in by_table.items():
+                apply_rows(cur, table_id, pa.concat_tables(parts))
+            advance_sequence(cur, ROW_ID_SEQUENCE, top)
+            cur.execute(f"{set_applied_sql(last)}; COMMIT")
+        except duckdb.Error:
+            log.warning("applying committed rows to %s failed; catching up from the log", self.name)
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            self.next_row_id = None
+            self.projection.catch_up()
+        finally:
+            self.pending, self.pending_last = [], None
+
     def check_writable(self) -> None:
         if self.read_only:
             raise ReadOnlyError(
@@ -96,6 +170,16 @@ class DatabaseRuntime:
             hook(self, txn)
 
     def close(self) -> None:
+        if self.pending and self.write_lock.acquire(timeout=self.lock_timeout):
+            try:  # not needed (reopening catches up from the log) but cheaper now
+                self.flush()
+            except Exception:
+                log.exception("applying committed rows to %s on close failed", self.name)
+            finally:
+                self.write_lock.release()
+        if self._flush_cursor is not None:
+            self._flush_cursor.close()
+            self._flush_cursor = None
         with self._open_lock:
             if self._projection is not None:
                 self._projection.close()

@@ -23,7 +23,7 @@ from projections import kinds
 from projections.apply import apply_event, sequence_values, set_applied, set_applied_sql
 from projections.lazy import damaged_bases, lazy_ids, materialize
 from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
-from queryapi import ddl
+from queryapi import ddl, fastinsert
 from queryapi.coalesce import coalesce
 from queryapi.dml import DmlPlan, TableInfo, plan_dml
 from queryapi.errors import (
@@ -69,6 +69,16 @@ class Session:
             raise ProgrammingError("SQL must be a string")
         with self._lock:
             stmts = split(sql)
+            if (
+                params is not None
+                and len(stmts) == 1
+                and stmts[0].type == "INSERT"
+                and not self._explicit
+                and self.rt is not None
+            ):
+                fast = self._fast_insert(stmts[0], params)
+                if fast is not None:
+                    return fast
             if not stmts:
                 raise ProgrammingError("no SQL statement given; pass at least one statement")
             if params is not None and len(stmts) > 1:
@@ -145,6 +155,8 @@ class Session:
 
     def _read(self, st: Statement, params: Any) -> Result:
         try:
+            if not self._explicit:
+                self.rt.sync()
             return Result(_arrow(self.cur.sql(st.sql, params=params)))
         except BaseException as exc:
             if self._explicit:
@@ -305,6 +317,63 @@ class Session:
         )
         return int(value[0]) if value and value[0] is not None else 0
 
+    # ------------------------------------------------------ fast inserts
+    def _fast_insert(self, st: Statement, params: Any) -> Result | None:
+        """Commit a single-row insert without DuckDB (see queryapi/fastinsert.py), or return
+        None for the general path."""
+        insert = fastinsert.parse_simple_insert(st)
+        if insert is None:
+            return None
+        rt = self.rt
+        if not rt.write_lock.acquire(timeout=rt.lock_timeout):
+            return None  # the general path waits and reports the lock the usual way
+        try:
+            if rt.read_only:
+                return None
+            found = self._fast_rows(insert, params)
+            if found is None:
+                return None
+            info, image = found
+            try:
+                txn = self.recorder.append(
+                    [kinds.rows_event(info.table_id, info.version, image)],
+                    ts=rt.clock.now(),
+                    sql=st.sql,
+                )
+            except BaseException as exc:
+                raise translate(exc, rolled_back=True) from None
+            rt.next_row_id += 1
+            rt.pending.append((info.table_id, image))
+            rt.pending_last = txn.info
+            if len(rt.pending) >= rt.pending_limit:
+                rt.flush()
+        finally:
+            rt.write_lock.release()
+        rt.after_commit(txn)
+        return Result.count(1)
+
+    def _fast_rows(
+        self, insert: fastinsert.SimpleInsert, params: Any
+    ) -> tuple[TableInfo, pa.Table] | None:
+        try:
+            info = self.lookup(insert.name, kinds_allowed=("table",))
+        except ProgrammingError:
+            return None  # the general path raises it
+        cache = self.rt.catalog_cache
+        if info.table_id not in cache.fast:
+            if cache.lazy is None:
+                cache.lazy = lazy_ids(self.cur)
+            cache.fast[info.table_id] = (
+                None if info.table_id in cache.lazy else fastinsert.fast_table(self.cur, info)
+            )
+        table = cache.fast[info.table_id]
+        if table is None:
+            return None
+        if self.rt.next_row_id is None:
+            self.rt.next_row_id = self.row_id_mark() + 1
+        image = fastinsert.row_image(table, insert, params, self.rt.next_row_id)
+        return None if image is None else (info, image)
+
     # -------------------------------------------------------- transactions
     def _transaction_control(self, st: Statement) -> Result:
         word = st.kw(0)
@@ -334,6 +403,8 @@ class Session:
         self._holding = True
         try:
             self.rt.check_writable()
+            self.rt.flush()
+            self.rt.next_row_id = None  # DuckDB hands out row ids until the next fast insert
             self.cur.execute("BEGIN TRANSACTION")
             self._seq_before = self._sequence_values()
         except BaseException as exc:
@@ -428,6 +499,7 @@ class ReadOnlySession(Session):
         self, cursor: duckdb.DuckDBPyConnection, why: str, store=None, recorder=None
     ) -> None:
         self.cur = cursor
+        self.rt = None  # type: ignore[assignment]
         self.store = store
         self.recorder = recorder
         self._why = why

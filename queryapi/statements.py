@@ -6,6 +6,7 @@ that name a statement's target, so everything else DuckDB accepts passes through
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import attrs
@@ -59,6 +60,12 @@ class Statement:
 
 def split(sql: str) -> list[Statement]:
     """Split a string of SQL into statements, raising ProgrammingError for bad syntax."""
+    return list(_split(sql))
+
+
+@functools.lru_cache(maxsize=256)
+def _split(sql: str) -> tuple[Statement, ...]:
+    """Statements are immutable and applications repeat their SQL: parse each text once."""
     if "\x00" in sql:
         raise ProgrammingError("SQL text contains a NUL character; remove it")
     mat = _materialized_view(sql)
@@ -80,7 +87,7 @@ def split(sql: str) -> list[Statement]:
             # EXPLAIN ANALYZE runs its statement: a write would bypass the log.
             kind = "EXPLAIN_ANALYZE_WRITE"
         out.append(Statement(text, kind, toks, named))
-    return out
+    return tuple(out)
 
 
 def _explains_a_write(text: str, toks: Sequence[Token]) -> bool:

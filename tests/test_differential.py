@@ -25,6 +25,13 @@ TYPES = ["INTEGER", "VARCHAR", "DOUBLE"]
 INTS = st.one_of(st.none(), st.integers(-5, 5))
 STRS = st.one_of(st.none(), st.sampled_from(["", "a", "b", "ab", "é", "x y", "it's"]))
 FLOATS = st.one_of(st.none(), st.sampled_from([0.0, -1.25, 0.5, 2.0, 1e10, -0.0]))
+#: Parameters of any type for any column: DuckDB casts, or refuses, what does not match.
+PARAMS = st.one_of(
+    INTS,
+    STRS,
+    FLOATS,
+    st.sampled_from([True, 2**40, -(2**31) - 1, "12", "1.5", 7.0, float("inf"), "\x00"]),
+)
 
 
 def _family(type_name: str) -> str:
@@ -144,15 +151,15 @@ class Program:
         return self.data.draw(strategy, label=label or None)
 
     # -- running statements on both sides
-    def run(self, sql: str) -> None:
-        self.trace.append(sql)
+    def run(self, sql: str, params: list | None = None) -> None:
+        self.trace.append(sql if params is None else f"{sql} -- {params!r}")
         ref_exc = asof_exc = None
         try:
-            expected = self.ref.execute(sql).fetchall()
+            expected = self.ref.execute(sql, params).fetchall()
         except duckdb.Error as exc:
             ref_exc = exc
         try:
-            got = self.db.sql(sql).fetchall()
+            got = self.db.sql(sql, params).fetchall()
         except DatabaseError as exc:
             asof_exc = exc
         if ref_exc is not None or asof_exc is not None:
@@ -310,6 +317,28 @@ class Program:
             target += " (" + ", ".join(_q(c) for c, _ in chosen) + ")"
         return f"INSERT INTO {target} VALUES {', '.join(rows)}"
 
+    def op_insert_params(self) -> tuple[str, list] | None:
+        """One row of parameters: the shape that commits without a DuckDB round trip."""
+        picked = self._pick()
+        if picked is None:
+            return None
+        name, cols = picked
+        chosen = cols
+        target = self.table_ref(name)
+        if self.draw(st.booleans(), "column list"):
+            chosen = self.draw(
+                st.lists(st.sampled_from(cols), min_size=1, max_size=len(cols), unique=True),
+                "listed columns",
+            )
+            target += " (" + ", ".join(_q(c) for c, _ in chosen) + ")"
+        params = []
+        for _, dtype in chosen:
+            fam = _family(dtype)
+            typed = INTS if fam == "int" else FLOATS if fam == "float" else STRS
+            strategy = PARAMS if self.draw(st.integers(0, 5), "mismatch") == 0 else typed
+            params.append(self.draw(strategy, "parameter"))
+        return f"INSERT INTO {target} VALUES ({', '.join('?' for _ in chosen)})", params
+
     def op_insert_select(self) -> str | None:
         picked = self._pick()
         if picked is None:
@@ -448,6 +477,7 @@ class Program:
         ["op_create"] * 4
         + ["op_ctas"]
         + ["op_insert_values"] * 5
+        + ["op_insert_params"] * 4
         + ["op_insert_select"] * 3
         + ["op_insert_self"]
         + ["op_update"] * 5
@@ -458,9 +488,15 @@ class Program:
         + ["op_drop_sequence"]
     )
 
-    def statement(self) -> str | None:
+    def statement(self) -> str | tuple[str, list] | None:
         op = self.draw(st.sampled_from(self.WEIGHTED), "operation")
         return getattr(self, op)()
+
+    def run_statement(self, stmt: str | tuple[str, list]) -> None:
+        if isinstance(stmt, tuple):
+            self.run(*stmt)
+        else:
+            self.run(stmt)
 
     def step(self) -> None:
         kind = self.draw(st.sampled_from(["stmt"] * 6 + ["txn", "checkpoint"]), "step")
@@ -471,7 +507,7 @@ class Program:
         if kind == "stmt":
             sql = self.statement()
             if sql is not None:
-                self.run(sql)
+                self.run_statement(sql)
                 self.after_commit()
             return
         self.trace.append("BEGIN")
@@ -483,7 +519,7 @@ class Program:
         for _ in range(self.draw(st.integers(1, 5), "statements in transaction")):
             sql = self.statement()
             if sql is not None:
-                self.run(sql)
+                self.run_statement(sql)
             if not self.in_txn:  # an error rolled it back
                 break
         self.no_nextval = False

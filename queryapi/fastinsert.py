@@ -1,0 +1,189 @@
+"""Single-row `INSERT … VALUES (?, …)` without a DuckDB round trip before the commit.
+
+A one-row insert of parameters into a table with no constraint, default, generated column
+or unique index can fail only on its values' types, and those are checked here: each value
+must be of a Python type that converts to the column's Arrow type exactly as DuckDB would
+store it. Such a row's image (with its new row id) is known without asking DuckDB, so the
+commit logs it and returns, and the projection applies it later, together with the rows
+committed after it, before anything reads the projection (`DatabaseRuntime.sync`). Every
+other statement, and every value that does not pass the checks, takes the general path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import duckdb
+import pyarrow as pa
+
+from eventlog.events import RowOp
+from projections.naming import ROW_ID, STORAGE_SCHEMA, storage_table
+from queryapi.dml import TableInfo
+from queryapi.statements import Name, Statement, read_name, unquote
+
+#: Doubles hold every integer up to 2**53 exactly; beyond, leave the rounding to DuckDB.
+_EXACT_INT_IN_DOUBLE = 1 << 53
+
+
+@attrs.frozen
+class SimpleInsert:
+    """`INSERT INTO name [(columns)] VALUES (?, …)`: the shape the fast path accepts."""
+
+    name: Name
+    columns: tuple[str, ...] | None  # None: every column, in table order
+    width: int  # number of `?` placeholders
+
+
+@attrs.frozen
+class FastTable:
+    """A table the fast path may insert into, with its event-layout Arrow schema."""
+
+    info: TableInfo
+    schema: pa.Schema  # `_op`, row id, then the user's columns
+    kinds: tuple[str, ...]  # per user column: "int", "float", "bool" or "str"
+
+
+def parse_simple_insert(st: Statement) -> SimpleInsert | None:
+    """The statement as a SimpleInsert, or None if it has any other shape."""
+    toks = st.tokens
+    if len(toks) < 7 or toks[0].upper != "INSERT" or toks[1].upper != "INTO":
+        return None
+    try:
+        name, i = read_name(toks, 2)
+    except Exception:
+        return None
+    if len(name.parts) > 2:
+        return None
+    columns: tuple[str, ...] | None = None
+    if i < len(toks) and toks[i].text == "(":
+        names: list[str] = []
+        i += 1
+        while i < len(toks):
+            tok = toks[i]
+            if tok.kind not in ("identifier", "keyword"):
+                return None
+            names.append(unquote(tok.text))
+            if i + 1 >= len(toks):
+                return None
+            sep = toks[i + 1].text
+            i += 2
+            if sep == ")":
+                break
+            if sep != ",":
+                return None
+        columns = tuple(names)
+    if i + 1 >= len(toks) or toks[i].upper != "VALUES" or toks[i + 1].text != "(":
+        return None
+    width = 0
+    i += 2
+    while i + 1 < len(toks):
+        if toks[i].text != "?":
+            return None
+        width += 1
+        sep = toks[i + 1].text
+        i += 2
+        if sep == ")":
+            return SimpleInsert(name, columns, width) if i == len(toks) else None
+        if sep != ",":
+            return None
+    return None
+
+
+_KINDS = (
+    (pa.types.is_integer, "int"),
+    (pa.types.is_float64, "float"),
+    (pa.types.is_boolean, "bool"),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "str"),
+)
+
+
+def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | None:
+    """`info`'s table as a FastTable, or None if an insert into it could fail or compute a
+    value (constraints, defaults, generated columns, unique indexes, other column types)."""
+    if info.kind != "table" or info.generated:
+        return None
+    table = f"t{int(info.table_id)}"
+    found = cur.execute(
+        "SELECT "
+        "(SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
+        " AND schema_name = ? AND table_name = ?), "
+        "(SELECT count(*) FROM duckdb_indexes() WHERE database_name = current_database() "
+        " AND schema_name = ? AND table_name = ? AND is_unique), "
+        "(SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+        " AND schema_name = ? AND table_name = ? AND column_name <> ? "
+        " AND column_default IS NOT NULL)",
+        [STORAGE_SCHEMA, table] * 3 + [ROW_ID],
+    ).fetchall()
+    if any(found[0]):
+        return None
+    stored = cur.sql(f"SELECT * FROM {storage_table(info.table_id)} LIMIT 0").to_arrow_table()
+    if stored.column_names != [*info.columns, ROW_ID]:
+        return None
+    kinds: list[str] = []
+    for field in stored.schema:
+        if field.name == ROW_ID:
+            continue
+        kind = next((k for test, k in _KINDS if test(field.type)), None)
+        if kind is None or field.metadata:
+            return None
+        kinds.append(kind)
+    schema = pa.schema(
+        [
+            pa.field("_op", pa.int8()),
+            stored.schema.field(ROW_ID),
+            *(stored.schema.field(c) for c in info.columns),
+        ]
+    )
+    return FastTable(info, schema, tuple(kinds))
+
+
+def row_image(
+    table: FastTable, insert: SimpleInsert, params: Sequence[Any], row_id: int
+) -> pa.Table | None:
+    """The inserted row in event layout, or None when DuckDB must judge the values."""
+    if isinstance(params, dict) or len(params) != insert.width:
+        return None
+    columns = table.info.columns
+    if insert.columns is None:
+        if insert.width != len(columns):
+            return None
+        values = list(params)
+    else:
+        index = {c.lower(): i for i, c in enumerate(columns)}
+        positions = [index.get(c.lower()) for c in insert.columns]
+        if None in positions or len(set(positions)) != len(positions):
+            return None
+        values = [None] * len(columns)  # no defaults: omitted columns are NULL
+        for pos, value in zip(positions, params, strict=True):
+            values[pos] = value  # type: ignore[index]
+    for value, kind in zip(values, table.kinds, strict=True):
+        if not _convertible(value, kind):
+            return None
+    types = table.schema.types
+    try:
+        arrays = [
+            _INSERT_OP,
+            pa.array([row_id], types[1]),
+            *(pa.array([v], t) for v, t in zip(values, types[2:], strict=True)),
+        ]
+        return pa.Table.from_arrays(arrays, schema=table.schema)
+    except (pa.ArrowException, OverflowError, UnicodeError, ValueError, TypeError):
+        return None
+
+
+_INSERT_OP = pa.array([int(RowOp.INSERT)], pa.int8())
+
+
+def _convertible(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    t = type(value)
+    if kind == "int":
+        return t is int
+    if kind == "float":
+        return t is float or (t is int and -_EXACT_INT_IN_DOUBLE <= value <= _EXACT_INT_IN_DOUBLE)
+    if kind == "bool":
+        return t is bool
+    return t is str and "\x00" not in value
