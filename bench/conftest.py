@@ -89,6 +89,8 @@ CREATE_T = "CREATE TABLE t (k BIGINT, v BIGINT)"
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     """Collect bench_*.py here (pytest's default pattern is test_*.py)."""
+    if parent.session.isinitpath(file_path):
+        return None  # named on the command line: pytest collects it itself
     if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
         return pytest.Module.from_parent(parent, path=file_path)
     return None

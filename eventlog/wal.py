@@ -414,7 +414,7 @@ def encode_body(
     for event in events:
         if isinstance(event.rows, pa.RecordBatch):
             event = attrs.evolve(event, rows=pa.Table.from_batches([event.rows]))
-        data_json = json.dumps(dict(event.data))
+        data_json = json.dumps(dict(event.data)) if event.data else "{}"
         blob = None if event.rows is None else _stream_bytes(event.rows)
         if blob is not None:
             blobs.append(blob)
@@ -427,7 +427,11 @@ def encode_body(
                 "rows": None if blob is None else len(blob),
             }
         )
-        normalized.append(attrs.evolve(event, data=json.loads(data_json)))
+        normalized.append(
+            attrs.evolve(event, data=json.loads(data_json))
+            if event.data or type(event.data) is not dict
+            else event
+        )
     meta = json.dumps({"ts": [ts.physical, ts.logical], "sql": sql, "events": metas}).encode()
     body = b"".join([struct.pack("<I", len(meta)), meta, *blobs])
     return body, tuple(normalized)
