@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 
 class Result:
     """A materialised result: rows as Arrow, with DB-API style fetch methods on top."""
 
-    def __init__(self, table: pa.Table | None, *, rowcount: int = -1) -> None:
+    def __init__(
+        self, table: pa.Table | None, *, rowcount: int = -1, types: Sequence[str] | None = None
+    ) -> None:
         self._built = table
         self._pos = 0
         self.rowcount = rowcount
+        # DuckDB's type of each column, where Arrow alone would give other Python values.
+        self._convert = _converters(types) if types else {}
+
+    @classmethod
+    def of(cls, rel: duckdb.DuckDBPyRelation | None) -> Result:
+        """A query's result, typed the way DuckDB's own fetchall types it."""
+        if rel is None:
+            return cls.empty()
+        types = [str(t) for t in rel.types]
+        return cls(rel.to_arrow_table(), types=types)
 
     @property
     def _table(self) -> pa.Table:
@@ -48,6 +63,8 @@ class Result:
     def _rows(self, start: int, stop: int) -> list[tuple[Any, ...]]:
         part = self._table.slice(start, max(0, stop - start))
         cols = [c.to_pylist() for c in part.columns]
+        for i, convert in self._convert.items():
+            cols[i] = [None if v is None else convert(v) for v in cols[i]]
         return list(zip(*cols, strict=True)) if cols else []
 
     def fetchall(self) -> list[tuple[Any, ...]]:
@@ -73,3 +90,24 @@ class Result:
 
     def __repr__(self) -> str:
         return f"<Result {self._table.num_rows} rows × {self._table.num_columns} columns>"
+
+
+def _interval(v: Any) -> datetime.timedelta:
+    # As DuckDB's Python client does: a month counts 30 days.
+    return datetime.timedelta(days=v.months * 30 + v.days, microseconds=v.nanoseconds // 1000)
+
+
+def _converters(types: Sequence[str]) -> dict[int, Callable[[Any], Any]]:
+    """Per column, what turns Arrow's Python value into DuckDB's (UUID, MAP, INTERVAL and
+    HUGEINT travel through Arrow as text, entry lists, month-day-nano and decimals)."""
+    out: dict[int, Callable[[Any], Any]] = {}
+    for i, t in enumerate(types):
+        if t == "UUID":
+            out[i] = uuid.UUID
+        elif t.startswith("MAP(") and t.endswith(")") and not t.endswith("[]"):
+            out[i] = dict
+        elif t == "INTERVAL":
+            out[i] = _interval
+        elif t in ("HUGEINT", "UHUGEINT"):
+            out[i] = int
+    return out

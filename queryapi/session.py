@@ -157,7 +157,7 @@ class Session:
         try:
             if not self._explicit:
                 self.rt.sync()
-            return Result(_arrow(self.cur.sql(st.sql, params=params)))
+            return Result.of(self.cur.sql(st.sql, params=params))
         except BaseException as exc:
             if self._explicit:
                 self._abort()
@@ -187,7 +187,7 @@ class Session:
         if t in MATVIEW_TYPES:
             return ddl.matview(self, st)
         if t in READ_TYPES:  # a SELECT that advances a sequence
-            return Result(_arrow(self.cur.sql(st.sql, params=params)))
+            return Result.of(self.cur.sql(st.sql, params=params))
         self.cur.execute(st.sql, params)
         return Result.empty()
 
@@ -510,7 +510,7 @@ class ReadOnlySession(Session):
     def _run(self, st: Statement, params: Any) -> Result:
         if st.type in READ_TYPES and not self._calls_nextval(st):
             try:
-                return Result(_arrow(self.cur.sql(st.sql, params=params)))
+                return Result.of(self.cur.sql(st.sql, params=params))
             except BaseException as exc:
                 raise self._error(exc) from None
         raise ReadOnlyError(f"{st.type} is not allowed: {self._why}")

@@ -1,0 +1,38 @@
+"""Results convert the way DuckDB's own do: fetchall gives the same Python values."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from support import head_ts
+
+QUERIES = [
+    "SELECT uuid '12345678-1234-5678-1234-567812345678' AS u, NULL::UUID AS n",
+    "SELECT MAP {'a': 1, 'b': 2} AS m, MAP {}::MAP(VARCHAR, INTEGER) AS e",
+    "SELECT INTERVAL 1 MONTH + INTERVAL 3 DAY + INTERVAL 5 MICROSECOND AS i",
+    "SELECT 170141183460469231731687303715884105727::HUGEINT AS h, 1::UHUGEINT AS u",
+    "SELECT 1.5::DECIMAL(10, 2) AS d, [1, 2] AS l, {'x': 1} AS s, 'ab'::BLOB AS b",
+    "SELECT TIMESTAMP '2024-01-01 01:02:03' AS ts, DATE '2024-01-01' AS d, TIME '01:02' AS t",
+    "SELECT 1 AS x, 2 AS x",
+]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_fetchall_matches_duckdb(cluster, query: str) -> None:
+    db = cluster.create_database("d")
+    got = db.sql(query)
+    assert got.fetchall() == duckdb.sql(query).fetchall()
+    assert got.columns == duckdb.sql(query).columns
+
+
+def test_fetchone_and_as_of_convert_too(cluster) -> None:
+    db = cluster.create_database("d")
+    db.sql("CREATE TABLE t (u UUID, m MAP(VARCHAR, INTEGER))")
+    db.sql("INSERT INTO t VALUES (uuid '12345678-1234-5678-1234-567812345678', MAP {'k': 7})")
+    expected = duckdb.sql(
+        "SELECT uuid '12345678-1234-5678-1234-567812345678', MAP {'k': 7}"
+    ).fetchall()[0]
+    assert db.sql("SELECT * FROM t").fetchone() == expected
+    with db.as_of(head_ts(db)) as old:
+        assert old.sql("SELECT * FROM t").fetchall() == [expected]
