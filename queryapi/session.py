@@ -274,7 +274,8 @@ class Session:
             rows = self.cur.sql(
                 f"SELECT * FROM {storage_table(table.table_id)} WHERE {ROW_ID} > {before}"
             ).to_arrow_table()
-            self.emit(kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None)))
+            event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None))
+            self.emit(self.recorder.prepare(event))
             return Result.count(n)
         out = _arrow(self.cur.sql(plan.sql, params=params))
         width = len(table.columns) + 1
