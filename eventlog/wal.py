@@ -366,18 +366,23 @@ def encode_body(
             event = attrs.evolve(event, rows=pa.Table.from_batches([event.rows]))
         data_json = json.dumps(dict(event.data))
         blob: bytes | pa.Buffer | None = None
-        if event.rows is not None:
-            blob = walbulk.stream_of(event, event.rows) if bulk else _stream_bytes(event.rows)
+        first_id = None
+        if bulk and event.rows is not None:
+            blob, first_id = walbulk.stream_of(event, event.rows)
+        elif event.rows is not None:
+            blob = _stream_bytes(event.rows)
+        if blob is not None:
             blobs.append(blob)
-        metas.append(
-            {
-                "kind": event.kind,
-                "table_id": event.table_id,
-                "version": event.version,
-                "data": data_json,
-                "rows": None if blob is None else len(blob),
-            }
-        )
+        item = {
+            "kind": event.kind,
+            "table_id": event.table_id,
+            "version": event.version,
+            "data": data_json,
+            "rows": None if blob is None else len(blob),
+        }
+        if first_id is not None:
+            item["rid_from"] = first_id
+        metas.append(item)
         normalized.append(attrs.evolve(event, data=json.loads(data_json), prepared=None))
     meta = json.dumps({"ts": [ts.physical, ts.logical], "sql": sql, "events": metas}).encode()
     if bulk:
@@ -419,6 +424,8 @@ def decode_payload(payload: bytes, path: Path) -> Transaction:
                     raise ValueError("row stream past the end of the payload")
                 rows = pa.ipc.open_stream(buf.slice(offset, length)).read_all()
                 offset += length
+                if item.get("rid_from") is not None:
+                    rows = walbulk.with_row_ids(rows, int(item["rid_from"]))
             data = json.loads(item["data"])
             events.append(Event(item["kind"], item["table_id"], item["version"], data, rows))
         physical, logical = meta["ts"]

@@ -143,3 +143,28 @@ def test_store_recovers_and_seals_a_mix_of_formats(tmp_path: Path, rows_equal) -
         want = pa.concat_tables([_big(start=0), _big(start=600_000), _big(n=3, start=1_200_000)])
         assert rows_equal(got.drop_columns(["_txn", "_ts", "_seq"]), want)
         store.close()
+
+
+@pytest.mark.parametrize("shape", ["counted", "gap", "reversed", "chunked", "null"])
+def test_counted_row_ids_are_left_out_of_the_stream_and_renumbered(monkeypatch, shape) -> None:
+    monkeypatch.setattr(walbulk, "_CHECK_BLOCK", 1000)  # several blocks per chunk
+    rows = _big(n=600_000, start=41)
+    ids = rows.column("_rid")
+    if shape == "gap":
+        values = ids.combine_chunks().to_numpy().copy()
+        values[599_000:] += 1
+        ids = pa.chunked_array([values])
+    elif shape == "reversed":
+        ids = pa.chunked_array([ids.combine_chunks().to_numpy()[::-1].copy()])
+    elif shape == "chunked":
+        flat = ids.combine_chunks()
+        ids = pa.chunked_array([flat.slice(0, 2500), flat.slice(2500, 7), flat.slice(2507)])
+    elif shape == "null":
+        ids = pa.chunked_array([pa.array(ids.to_pylist()[:-1] + [None], pa.int64())])
+    rows = rows.set_column(1, "_rid", ids)
+    buf, first = walbulk.stream(rows)
+    assert (first == 42) == (shape in ("counted", "chunked"))
+    body, _ = encode_body([Event("rows", 3, 1, rows=rows)], Timestamp(1), None)
+    txn = decode_payload(encode_payload(1, body), Path("w"))
+    assert txn.events[0].rows.schema == rows.schema
+    assert txn.events[0].rows.equals(rows)
