@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import attrs
@@ -44,6 +45,8 @@ class Event:
     version: the table's schema version the rows conform to.
     data: JSON-serialisable details (names, DDL, sequence values, ...).
     rows: row images for row changes: `_op` int8, `_rid` int64, then the table's columns.
+    prepared: the log's encoding of `rows`, already under way (see walbulk.prepare) so a
+        large commit does not start it only once it is ready to write; not part of the value.
     """
 
     kind: str
@@ -51,6 +54,7 @@ class Event:
     version: int = 0
     data: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_data)
     rows: pa.Table | None = attrs.field(default=None, eq=False)
+    prepared: Future[Any] | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def row_count(self) -> int:

@@ -17,6 +17,7 @@ import attrs
 import pyarrow as pa
 
 from eventlog import manifest as mf
+from eventlog import walbulk
 from eventlog.compact import compact_manifest, fold_point, rebase
 from eventlog.errors import CorruptionError, LogError, LogIOError, UnknownLogError
 from eventlog.events import Event, Transaction, TransactionInfo
@@ -134,6 +135,10 @@ class IpcRecorder:
         return self._manifest.folded
 
     # Writing
+
+    def prepare(self, event: Event) -> Event:
+        """See Recorder.prepare: large rows start encoding in a worker thread now."""
+        return walbulk.prepare(event)
 
     def append(
         self, events: Sequence[Event], *, ts: Timestamp, sql: str | None = None

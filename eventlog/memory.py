@@ -71,6 +71,9 @@ class MemoryRecorder:
     def history_start(self) -> TransactionInfo | None:
         return self._folded
 
+    def prepare(self, event: Event) -> Event:
+        return event  # nothing to encode: rows stay in memory as they are
+
     def append(
         self, events: Sequence[Event], *, ts: Timestamp, sql: str | None = None
     ) -> Transaction:

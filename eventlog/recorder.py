@@ -76,6 +76,11 @@ class Recorder(Protocol):
         at it); reads see only later transactions. None when nothing was folded."""
         ...
 
+    def prepare(self, event: Event) -> Event:
+        """`event`, with the log's encoding of its rows started ahead of `append` when that
+        pays (large rows, a backend that encodes): the caller can go on meanwhile."""
+        ...
+
     def append(
         self, events: Sequence[Event], *, ts: Timestamp, sql: str | None = None
     ) -> Transaction:

@@ -5,6 +5,9 @@ The file is a sequence of frames, one per transaction:
     magic b"AWL1" | u64 payload length | u32 crc32(payload) | u32 crc32(previous 16 bytes)
     payload = zstd( u64 txn_id | u32 meta length | meta JSON | Arrow IPC stream per row event )
 
+That payload is format 1. Transactions with large rows (bulk loads) use format 2, whose row
+streams are compressed by Arrow per buffer and which starts with b"AWP2" (see walbulk.py).
+
 Checksums are zlib.crc32: in the standard library, hardware-assisted and fast enough that a
 frame costs far less to check than to fsync; it guards against torn and flipped bytes, not
 against an adversary. The header has its own checksum so a damaged length field is never
@@ -34,6 +37,7 @@ import attrs
 import pyarrow as pa
 import zstandard
 
+from eventlog import walbulk
 from eventlog.errors import CorruptionError, LogIOError
 from eventlog.events import Event, Transaction
 from eventlog.hlc import Timestamp
@@ -402,64 +406,84 @@ def _stream_bytes(rows: pa.Table) -> bytes:
 
 def encode_body(
     events: Sequence[Event], ts: Timestamp, sql: str | None
-) -> tuple[bytes, tuple[Event, ...]]:
+) -> tuple[bytes | walbulk.BulkBody, tuple[Event, ...]]:
     """A transaction without its txn_id, and its events as they will read back.
 
     Runs in the appending thread, before the txn_id is known, so concurrent appends encode
     their rows in parallel. `data` goes through JSON, so it reads back as JSON values.
+    Transactions with large rows get format 2 (walbulk.py), the others format 1.
     """
+    bulk = walbulk.is_bulk(events)
     metas: list[dict[str, object]] = []
-    blobs: list[bytes] = []
+    blobs: list[bytes | pa.Buffer] = []
     normalized: list[Event] = []
     for event in events:
         if isinstance(event.rows, pa.RecordBatch):
             event = attrs.evolve(event, rows=pa.Table.from_batches([event.rows]))
         data_json = json.dumps(dict(event.data)) if event.data else "{}"
-        blob = None if event.rows is None else _stream_bytes(event.rows)
+        blob: bytes | pa.Buffer | None = None
+        first_id = None
+        if bulk and event.rows is not None:
+            blob, first_id = walbulk.stream_of(event, event.rows)
+        elif event.rows is not None:
+            blob = _stream_bytes(event.rows)
         if blob is not None:
             blobs.append(blob)
-        metas.append(
-            {
-                "kind": event.kind,
-                "table_id": event.table_id,
-                "version": event.version,
-                "data": data_json,
-                "rows": None if blob is None else len(blob),
-            }
-        )
-        normalized.append(
-            attrs.evolve(event, data=json.loads(data_json))
-            if event.data or type(event.data) is not dict
-            else event
-        )
+        item = {
+            "kind": event.kind,
+            "table_id": event.table_id,
+            "version": event.version,
+            "data": data_json,
+            "rows": None if blob is None else len(blob),
+        }
+        if first_id is not None:
+            item["rid_from"] = first_id
+        metas.append(item)
+        if event.data or type(event.data) is not dict or event.prepared is not None:
+            event = attrs.evolve(event, data=json.loads(data_json), prepared=None)
+        normalized.append(event)
     meta = json.dumps({"ts": [ts.physical, ts.logical], "sql": sql, "events": metas}).encode()
-    body = b"".join([struct.pack("<I", len(meta)), meta, *blobs])
+    if bulk:
+        return walbulk.BulkBody(_compressor().compress(meta), tuple(blobs)), tuple(normalized)
+    body = b"".join([struct.pack("<I", len(meta)), meta, *blobs])  # type: ignore[list-item]
     return body, tuple(normalized)
 
 
-def encode_payload(txn_id: int, body: bytes) -> bytes:
+def encode_payload(txn_id: int, body: bytes | walbulk.BulkBody) -> bytes:
+    if isinstance(body, walbulk.BulkBody):
+        return body.payload(txn_id)
     raw = struct.pack("<Q", txn_id) + body
-    if len(raw) > _THREADED_ABOVE:  # a bulk load: let zstd use every core
+    if len(raw) > _THREADED_ABOVE:  # a large transaction without large rows (long SQL)
         return _bulk_compressor().compress(raw)
     return _compressor().compress(raw)
 
 
 def decode_payload(payload: bytes, path: Path) -> Transaction:
-    """The transaction in a frame's payload; CorruptionError if it does not decode."""
+    """The transaction in a frame's payload (either format); CorruptionError if it does not
+    decode."""
     try:
-        raw = _decompressor().decompress(payload)
-        txn_id, meta_len = _TXN.unpack_from(raw, 0)
-        start = _TXN.size
-        meta = json.loads(raw[start : start + meta_len])
-        buf = pa.py_buffer(raw)
-        offset = start + meta_len
+        if walbulk.is_bulk_payload(payload):
+            txn_id, zmeta, offset = walbulk.split_payload(payload)
+            meta = json.loads(_decompressor().decompress(zmeta))
+            buf = pa.py_buffer(payload)
+        else:
+            raw = _decompressor().decompress(payload)
+            txn_id, meta_len = _TXN.unpack_from(raw, 0)
+            start = _TXN.size
+            meta = json.loads(raw[start : start + meta_len])
+            buf = pa.py_buffer(raw)
+            offset = start + meta_len
         events: list[Event] = []
         for item in meta["events"]:
             rows = None
             if item["rows"] is not None:
                 length = item["rows"]
+                if offset + length > buf.size:
+                    raise ValueError("row stream past the end of the payload")
                 rows = pa.ipc.open_stream(buf.slice(offset, length)).read_all()
                 offset += length
+                if item.get("rid_from") is not None:
+                    rows = walbulk.with_row_ids(rows, int(item["rid_from"]))
             data = json.loads(item["data"])
             events.append(Event(item["kind"], item["table_id"], item["version"], data, rows))
         physical, logical = meta["ts"]

@@ -45,6 +45,10 @@ class DmlPlan:
     capture: str  # "returning": rows come back; "readback": read new row ids; "truncate"
     user_returning: bool = False
     conflict: bool = False  # ON CONFLICT / OR REPLACE: some returned rows are updates
+    # INSERT ... <query> filling every column: the query alone, and the column each of its
+    # output columns goes to (bulkinsert.py may then capture the rows as Arrow first).
+    source: str | None = None
+    targets: tuple[str, ...] = ()
 
 
 Lookup = Callable[[Name], TableInfo]
@@ -96,6 +100,7 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     if not has_alias:
         target += f" AS {quote_ident(name.name)}"
     edits: list[tuple[int, int, str]] = [(name.start, name.end, target)]
+    source: tuple[str, tuple[str, ...]] | None = None
 
     if verb == "INSERT":
         if j + 1 < len(toks) and toks[j].upper == "BY" and toks[j + 1].upper == "POSITION":
@@ -106,6 +111,8 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
         if at is not None:
             cols = ", ".join(quote_ident(c) for c in table.columns if c not in table.generated)
             edits.append((at, at, f" ({cols}) "))
+        if vi == 0 and not conflict:
+            source = _insert_source(stmt, j, at is not None, table)
         on = find_kw(toks, {"ON"}, j)
         if on is not None and on + 1 < len(toks) and toks[on + 1].upper == "CONFLICT":
             conflict = True
@@ -128,7 +135,45 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     else:
         edits.append((len(stmt.sql), len(stmt.sql), " RETURNING *"))
         capture, user_returning = "returning", False
-    return DmlPlan(table, verb, _apply_edits(stmt.sql, edits), capture, user_returning, conflict)
+    query, targets = source if source is not None and capture == "readback" else (None, ())
+    return DmlPlan(
+        table,
+        verb,
+        _apply_edits(stmt.sql, edits),
+        capture,
+        user_returning,
+        conflict,
+        source=query,
+        targets=targets,
+    )
+
+
+def _insert_source(
+    stmt: Statement, j: int, positional: bool, table: TableInfo
+) -> tuple[str, tuple[str, ...]] | None:
+    """The query of `INSERT INTO t [(columns)] <query>` and the table column each of its
+    output columns fills, when it fills every column of a table without generated ones
+    (so no default or computed value is involved); None otherwise."""
+    toks = stmt.tokens
+    if table.generated or j >= len(toks):
+        return None
+    if positional:
+        targets, q = table.columns, j
+    else:
+        if toks[j].text != "(":
+            return None  # BY NAME, DEFAULT VALUES
+        close = matching_paren(toks, j)
+        names = toks[j + 1 : close]
+        if any(t.text != "," for t in names[1::2]) or len(names) % 2 == 0:
+            return None
+        by_lower = {c.lower(): c for c in table.columns}
+        targets = tuple(by_lower.get(unquote(t.text).lower(), "") for t in names[::2])
+        if "" in targets or sorted(targets) != sorted(table.columns):
+            return None
+        q = close + 1
+    if q >= len(toks) or toks[q].upper not in _QUERY_STARTS or toks[q].upper == "VALUES":
+        return None
+    return stmt.sql[toks[q].start :], targets
 
 
 def _inserts_values(toks, j: int) -> bool:

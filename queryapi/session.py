@@ -23,7 +23,7 @@ from projections import kinds
 from projections.apply import apply_event, sequence_values, set_applied, set_applied_sql
 from projections.lazy import damaged_bases, lazy_ids, materialize
 from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
-from queryapi import ddl, fastinsert
+from queryapi import bulkinsert, ddl, fastinsert
 from queryapi.coalesce import coalesce
 from queryapi.dml import DmlPlan, TableInfo, plan_dml
 from queryapi.errors import (
@@ -278,6 +278,10 @@ class Session:
             return Result.count(n)
         self.materialize(table.table_id)
         before = self.row_id_mark() if plan.capture == "readback" or plan.conflict else 0
+        if plan.capture == "readback" and plan.source is not None:
+            rows = bulkinsert.select_rows(self.cur, plan, params, before)
+            if rows is not None:
+                return self._insert_captured(plan, rows)
         if plan.capture == "readback":
             counted = first_row(self.cur, plan.sql, params)
             n = int(counted[0]) if counted else 0
@@ -286,7 +290,8 @@ class Session:
             rows = self.cur.sql(
                 f"SELECT * FROM {storage_table(table.table_id)} WHERE {ROW_ID} > {before}"
             ).to_arrow_table()
-            self.emit(kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None)))
+            event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None))
+            self.emit(self.recorder.prepare(event))
             return Result.count(n)
         out = _arrow(self.cur.sql(plan.sql, params=params))
         width = len(table.columns) + 1
@@ -308,6 +313,17 @@ class Session:
             keep = [i for i, n in enumerate(user.column_names) if n != ROW_ID]
             return Result(user.select(keep))
         return Result.count(captured.num_rows)
+
+    def _insert_captured(self, plan: DmlPlan, rows: pa.Table) -> Result:
+        """Insert rows captured as Arrow (bulkinsert.py), logging the same table; its log
+        encoding runs in a worker thread while DuckDB inserts it."""
+        table = plan.table
+        if rows.num_rows:
+            event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows))
+            event = self.recorder.prepare(event)
+            bulkinsert.insert_rows(self.cur, table.table_id, rows)
+            self.emit(event)
+        return Result.count(rows.num_rows)
 
     def row_id_mark(self) -> int:
         value = first_row(
