@@ -390,7 +390,7 @@ def _stream_bytes(rows: pa.Table) -> bytes:
     """An Arrow IPC stream: it keeps the exact schema (metadata too) and every type."""
     if 0 < rows.num_rows <= 64 and not any(pa.types.is_dictionary(t) for t in rows.schema.types):
         # A few rows (a single-row commit): the same bytes as a stream writer's, faster.
-        batches = rows.combine_chunks().to_batches()
+        batches = rows.to_batches() if rows.num_rows == 1 else rows.combine_chunks().to_batches()
         return b"".join(
             [rows.schema.serialize().to_pybytes(), *(b.serialize().to_pybytes() for b in batches)]
             + [_END_OF_STREAM]

@@ -43,6 +43,7 @@ class FastTable:
     info: TableInfo
     schema: pa.Schema  # `_op`, row id, then the user's columns
     kinds: tuple[str, ...]  # per user column: "int", "float", "bool" or "str"
+    types: tuple[pa.DataType, ...]  # the schema's types (Schema.types builds a new list)
 
 
 def parse_simple_insert(st: Statement) -> SimpleInsert | None:
@@ -149,7 +150,7 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
             *(stored.schema.field(c) for c in info.columns),
         ]
     )
-    return FastTable(info, schema, tuple(kinds))
+    return FastTable(info, schema, tuple(kinds), tuple(schema.types))
 
 
 def row_image(
@@ -174,7 +175,7 @@ def row_image(
     for value, kind in zip(values, table.kinds, strict=True):
         if not _convertible(value, kind):
             return None
-    types = table.schema.types
+    types = table.types
     try:
         # One-element arrays from scalars: a third of pa.array's cost, the same checks.
         arrays = [
