@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -118,7 +119,9 @@ class IpcRecorder:
 
     def _view(self) -> LogView:
         with self._lock:
-            return LogView(self._manifest, self._tail[:], self._store.cache)
+            view = LogView(self._manifest, self._tail[:], self._store.cache)
+        self._store._hold(view)
+        return view
 
     def head(self) -> TransactionInfo | None:
         view = self._view()
@@ -311,6 +314,9 @@ class IpcStore:
         self._open: dict[str, IpcRecorder] = {}
         self._pending: set[str] = set()  # shared files written but not yet in a manifest
         self._pending_lock = threading.Lock()
+        # Manifests that reads in progress still use (a read may outlive a compaction that
+        # replaced its manifest): gc keeps their files. Keyed by id, counted per view.
+        self._held: dict[int, tuple[Manifest, int]] = {}
 
     @property
     def root(self) -> Path:
@@ -408,13 +414,33 @@ class IpcStore:
         with self._pending_lock:
             self._pending.update(paths)
 
-    def _pending_now(self) -> tuple[str, ...]:
-        with self._pending_lock:
-            return tuple(self._pending)
-
     def _unpend(self, paths: Sequence[str]) -> None:
         with self._pending_lock:
             self._pending.difference_update(paths)
+
+    def _hold(self, view: LogView) -> None:
+        """Keep `view`'s files from gc for as long as the view (and any read on it) lives."""
+        manifest = view.manifest
+        key = id(manifest)
+        with self._pending_lock:
+            held = self._held.get(key)
+            self._held[key] = (manifest, held[1] + 1 if held else 1)
+        weakref.finalize(view, self._let_go, key)
+
+    def _let_go(self, key: int) -> None:
+        with self._pending_lock:
+            manifest, count = self._held[key]
+            if count > 1:
+                self._held[key] = (manifest, count - 1)
+            else:
+                del self._held[key]
+
+    def _in_use(self) -> tuple[str, ...]:
+        """Files being written, and files of manifests that reads still use."""
+        with self._pending_lock:
+            held = [m for m, _ in self._held.values()]
+            pending = tuple(self._pending)
+        return pending + tuple(s.path for m in held for s in m.segments)
 
     def resolve(self, relative: str) -> Path:
         return self._layout.resolve(relative)
@@ -426,12 +452,12 @@ class IpcStore:
         """Delete shared files no manifest refers to, and leftovers of interrupted creates
         and drops; return their store-relative paths.
 
-        Safe against seals and checkpoints in progress in this process, not against
-        writers in other processes. Raises CorruptionError, deleting nothing, if any
+        Safe against seals, checkpoints and reads in progress in this process, not against
+        writers or readers in other processes. Raises CorruptionError, deleting nothing, if any
         manifest cannot be read.
         """
         with self._lock:
-            return collect_garbage(self._layout, self._pending_now)
+            return collect_garbage(self._layout, self._in_use)
 
     def verify(self, log_id: str | None = None) -> list[str]:
         """Human-readable problems of one log or all; never raises for damaged files."""

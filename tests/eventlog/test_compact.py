@@ -409,3 +409,28 @@ def test_memory_and_durable_stores_agree(
     assert memory["after"].head().txn_id == 20  # type: ignore[union-attr]
     txn: Transaction = memory["src"].append([Event("x")], ts=Timestamp(9999))
     assert durable["src"].append([Event("x")], ts=Timestamp(9999)).txn_id == txn.txn_id == 20
+
+
+def test_gc_spares_files_a_read_in_progress_still_needs(tmp_path: Path) -> None:
+    """A read that started before a compaction finishes after gc: its files stay until it
+    ends, then go."""
+    import gc as python_gc
+
+    store = IpcStore(tmp_path)
+    rec = store.create("db")
+    for i in range(4):
+        rec.append([Event("rows", 1, 0, rows=_simple(3, start=i * 3))], ts=Timestamp(i + 1))
+        rec.seal()
+    expected = [t.txn_id for t in rec.transactions()]
+    reading = rec.transactions()
+    first = next(reading)
+    store.cache.clear()  # the rest must come from the files
+    old = {p.name for p in (tmp_path / "segments").iterdir()}
+    rec.compact()
+    store.gc()
+    assert [first.txn_id, *(t.txn_id for t in reading)] == expected
+    del reading, first
+    python_gc.collect()
+    removed = store.gc()
+    assert removed and {r.rsplit("/", 1)[-1] for r in removed} <= old
+    assert [t.txn_id for t in rec.transactions()] == expected
