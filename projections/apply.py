@@ -26,21 +26,29 @@ _META = frozenset(LOG_ROW_META) | frozenset(ROW_META)
 _batch_names = (f"_asof_batch_{i}" for i in itertools.count())
 
 
+def bootstrap_sql(*, seed: bool = True) -> str:
+    """The script that creates the internal schema of an empty projection: one round trip
+    instead of one per object. `seed` adds the first state row when the table is empty."""
+    parts = [
+        f"CREATE SCHEMA IF NOT EXISTS {STORAGE_SCHEMA}",
+        f"CREATE SEQUENCE IF NOT EXISTS {ROW_ID_SEQUENCE}",
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (applied_txn BIGINT, applied_ts BIGINT, "
+        "applied_logical BIGINT, next_table_id BIGINT)",
+        f"CREATE TABLE IF NOT EXISTS {TABLES_TABLE} (table_id BIGINT, name VARCHAR, "
+        "version INTEGER, kind VARCHAR, definition VARCHAR)",
+        lazy.create_lazy_tables_sql(),
+    ]
+    if seed:
+        parts.append(
+            f"INSERT INTO {STATE_TABLE} SELECT 0, 0, 0, 1 "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {STATE_TABLE})"
+        )
+    return ";\n".join(parts)
+
+
 def bootstrap(con: duckdb.DuckDBPyConnection) -> None:
     """Create the internal schema of an empty projection."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {STORAGE_SCHEMA}")
-    con.execute(f"CREATE SEQUENCE IF NOT EXISTS {ROW_ID_SEQUENCE}")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (applied_txn BIGINT, applied_ts BIGINT, "
-        "applied_logical BIGINT, next_table_id BIGINT)"
-    )
-    if con.execute(f"SELECT count(*) FROM {STATE_TABLE}").fetchall()[0][0] == 0:
-        con.execute(f"INSERT INTO {STATE_TABLE} VALUES (0, 0, 0, 1)")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {TABLES_TABLE} (table_id BIGINT, name VARCHAR, "
-        "version INTEGER, kind VARCHAR, definition VARCHAR)"
-    )
-    lazy.create_lazy_tables(con)
+    con.execute(bootstrap_sql())
 
 
 def applied(con: duckdb.DuckDBPyConnection) -> TransactionInfo | None:
