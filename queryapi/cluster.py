@@ -24,6 +24,8 @@ from eventlog.events import Event
 from eventlog.hlc import HybridClock, Timestamp, wall_clock_micros
 from eventlog.recorder import CheckpointRef, CompactionReport, Store
 from projections.checkpoint import nearest_checkpoint, write_checkpoint
+from projections.host import StateHost
+from projections.projection import connect
 from queryapi.cluster_sql import ClusterStatement, parse_cluster_sql
 from queryapi.database import Database
 from queryapi.errors import (
@@ -35,6 +37,7 @@ from queryapi.errors import (
 )
 from queryapi.result import Result
 from queryapi.runtime import DatabaseRuntime
+from queryapi.snapshots import StateCache
 from queryapi.timeref import format_micros, to_micros
 from queryapi.translate import translate, translating
 
@@ -102,6 +105,9 @@ class Cluster:
         self._mutex = threading.RLock()
         self._runtimes: dict[str, DatabaseRuntime] = {}
         self._damaged: dict[str, AsofError] = {}
+        self._states = StateCache(
+            lambda: StateHost(connect(None, store, allow_external_access=False))
+        )
         if store.exists(CATALOG_LOG_ID):
             catalog_log = store.open(CATALOG_LOG_ID)
         else:
@@ -166,6 +172,7 @@ class Cluster:
             if self._closed:
                 return
             self._closed = True
+            self._states.close()
             for rt in self._runtimes.values():
                 if not self.read_only:
                     try:
@@ -264,6 +271,7 @@ class Cluster:
                     Event(DELETE_SCHEDULE, None, 0, {"schedule_id": schedule.schedule_id})
                 )
             self.catalog.append(events, sql=f"DROP DATABASE {name}")
+            self._states.discard(rec.db_id)
             self._discard(rec)
 
     def _discard(self, rec: DatabaseRecord) -> None:
@@ -486,6 +494,7 @@ class Cluster:
         deletes what is left over."""
         self._check_writable()
         records = [self._record(database)] if database else self.catalog.live()
+        self._states.discard()  # cached states may read files compaction stops naming
         reports = {}
         for rec in records:
             rt = self._runtime(rec)
@@ -506,6 +515,7 @@ class Cluster:
         """Delete shared files that no database, clone, checkpoint or history needs."""
         self._check_writable()
         collect = getattr(self.store, "gc", None)
+        self._states.discard()
         try:
             return collect() if collect is not None else []
         except BaseException as exc:
