@@ -206,6 +206,7 @@ class Cluster:
                     self.clock,
                     allow_external_access=self.allow_external_access,
                     read_only=self.read_only,
+                    host=lambda: self._states.host,
                 )
                 rt.commit_hooks.append(self._scheduled_checkpoint)
                 self._runtimes[rec.db_id] = rt
@@ -457,6 +458,7 @@ class Cluster:
         """Write a checkpoint of `database` now (schedules do this every interval)."""
         self._check_writable()
         rt = self._runtime(self._record(database))
+        rt.promote()  # a checkpoint is written from a projection file's own instance
         cur = rt.projection.cursor()
         try:
             return write_checkpoint(cur, self.store, rt.recorder)

@@ -56,6 +56,7 @@ class Session:
         self.store = runtime.store
         self.recorder = runtime.recorder
         self.cur = runtime.projection.cursor()
+        self._generation = runtime.generation
         self._lock = threading.RLock()
         self._explicit = False
         self._holding = False
@@ -75,10 +76,25 @@ class Session:
                 raise ProgrammingError(
                     "parameters can be passed with a single statement only; split the string"
                 )
+            self._follow_projection()
             result = Result.empty()
             for st in stmts:
                 result = self._run(st, params)
             return result
+
+    def _follow_projection(self) -> None:
+        """Move to the runtime's current projection if it was replaced (a hosted clone state
+        promoted to its file); never inside a transaction, which holds the write lock."""
+        rt = getattr(self, "rt", None)
+        if rt is None or self._holding or self._generation == rt.generation:
+            return
+        old = self.cur
+        self.cur = rt.projection.cursor()
+        self._generation = rt.generation
+        try:
+            old.close()
+        except duckdb.Error:
+            pass
 
     @property
     def in_transaction(self) -> bool:
@@ -334,6 +350,12 @@ class Session:
         self._holding = True
         try:
             self.rt.check_writable()
+            if self.rt.hosted:  # the first write gives a fresh clone its projection file
+                self.rt.promote()
+            if self._generation != self.rt.generation:
+                self.cur.close()
+                self.cur = self.rt.projection.cursor()
+                self._generation = self.rt.generation
             self.cur.execute("BEGIN TRANSACTION")
             self._seq_before = self._sequence_values()
         except BaseException as exc:
