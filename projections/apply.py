@@ -234,12 +234,29 @@ def advance_row_ids(con: duckdb.DuckDBPyConnection, seen: int = 0) -> None:
     """After replaying explicit row ids, make the row id sequence continue past every id
     ever handed out (`seen`, from the replayed events), so no row id is reused."""
     ids = [r[0] for r in con.execute(f"SELECT table_id FROM {TABLES_TABLE}").fetchall()]
+    try:
+        shared = dict(con.execute(f"SELECT table_id, alias FROM {lazy.LAZY_TABLE}").fetchall())
+    except duckdb.CatalogException:
+        shared = {}
+    deltas = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            f"AND schema_name = '{STORAGE_SCHEMA}'"
+        ).fetchall()
+    }
     top = seen
-    if ids:
-        parts = " UNION ALL ".join(
-            f"SELECT max({ROW_ID}) AS m FROM {storage_table(i)}" for i in ids
-        )
-        top = max(top, con.execute(f"SELECT max(m) FROM ({parts})").fetchall()[0][0] or 0)
+    parts = []
+    for i in ids:
+        if i in shared:  # a merge view: its base and delta bound it, without the anti-join
+            parts.append(f"SELECT max({ROW_ID}) AS m FROM {shared[i]}.{storage_table(i)}")
+            if f"d{i}" in deltas:
+                parts.append(f"SELECT max({ROW_ID}) AS m FROM {lazy.delta_table(i)}")
+        else:
+            parts.append(f"SELECT max({ROW_ID}) AS m FROM {storage_table(i)}")
+    if parts:
+        query = f"SELECT max(m) FROM ({' UNION ALL '.join(parts)})"
+        top = max(top, con.execute(query).fetchall()[0][0] or 0)
     if top:
         advance_sequence(con, ROW_ID_SEQUENCE, top)
 
