@@ -22,6 +22,7 @@ from eventlog.recorder import Recorder
 from projections.apply import applied
 from projections.checkpoint import nearest_checkpoint
 from projections.host import HostedState, StateHost
+from projections.naming import STATE_TABLE
 
 if TYPE_CHECKING:
     from queryapi.runtime import DatabaseRuntime
@@ -65,6 +66,11 @@ class LiveSnapshot:
     def repair(self) -> bool:
         """After a failed statement (DuckDB aborts the transaction): start a new read
         transaction; True when it still sees the same state, False when a commit came in."""
+        try:
+            self.cur.execute(f"SELECT 1 FROM {STATE_TABLE} LIMIT 0").fetchall()
+            return True  # refused before DuckDB ran it: the transaction is intact
+        except duckdb.Error:
+            pass
         try:
             self.cur.execute("ROLLBACK")
         except duckdb.Error:

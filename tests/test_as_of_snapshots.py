@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
-from queryapi import InterfaceError, ProgrammingError, ReadOnlyError
+from queryapi import DataError, InterfaceError, ProgrammingError, ReadOnlyError
 from queryapi.snapshots import HostedSnapshot, LiveSnapshot
 from tests.support import head_ts, table_rows, tick
 
@@ -40,25 +41,41 @@ def test_head_as_of_reads_the_live_projection_and_ignores_later_commits(cluster,
         assert len(table_rows(db, "t")) == 10
         with pytest.raises(ReadOnlyError):
             head.sql("INSERT INTO t VALUES (1, 1)")
+        assert isinstance(head._source, LiveSnapshot)  # refused before DuckDB saw it
         assert table_rows(head, "t") == before
+        with pytest.raises(duckdb.TransactionException):  # the handle's read transaction
+            _projection_checkpoint(db)
+    _projection_checkpoint(db)  # closing the handle ended it
     with pytest.raises(InterfaceError):
         head.sql("SELECT 1")
     assert head._source is None
+
+
+def _projection_checkpoint(db) -> None:
+    cur = db._rt.projection.cursor()
+    try:
+        cur.execute("CHECKPOINT")
+    finally:
+        cur.close()
 
 
 def test_a_failed_query_keeps_the_head_snapshot(cluster, db):
     ts = head_ts(db)
     expected = _sum(db)
     head = db.as_of(ts)
-    with pytest.raises(ProgrammingError):
-        head.sql("SELECT no_such_column FROM t")
-    assert _sum(head) == expected  # same state, nothing committed since
+    with pytest.raises(DataError):
+        head.sql("SELECT CAST(k::VARCHAR || 'x' AS INT) FROM t")  # aborts the read transaction
+    assert _sum(head) == expected  # a new one: same state, nothing committed since
     assert isinstance(head._source, LiveSnapshot)
     tick()
     db.sql("INSERT INTO t VALUES (50, 50)")
     with pytest.raises(ProgrammingError):
-        head.sql("SELECT * FROM no_such_table")
-    # A commit came in after the failure: the handle moved to a state built at ts.
+        head.sql("SELECT * FROM no_such_table")  # refused at bind time: snapshot intact
+    assert isinstance(head._source, LiveSnapshot)
+    assert _sum(head) == expected
+    with pytest.raises(DataError):
+        head.sql("SELECT CAST(k::VARCHAR || 'x' AS INT) FROM t")
+    # A commit came in before the failure: the handle moved to a state built at ts.
     assert isinstance(head._source, HostedSnapshot)
     assert _sum(head) == expected
     head.close()
