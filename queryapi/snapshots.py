@@ -107,6 +107,8 @@ class HostedSnapshot:
     def close(self) -> None:
         try:
             self.cur.close()
+        except duckdb.Error:
+            pass  # the cluster closed the host first
         finally:
             self.state.release()
 

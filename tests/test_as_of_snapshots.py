@@ -203,3 +203,16 @@ def test_a_state_asked_for_twice_is_copied_into_real_tables(cluster, db):
     second.close()
     with db.as_of(ts) as third:
         assert table_rows(third, "t") == expected
+
+
+def test_handles_close_cleanly_after_the_cluster(db):
+    cluster = db._cluster
+    ts = head_ts(db)
+    tick()
+    db.sql("INSERT INTO t VALUES (11, 1)")
+    past = db.as_of(ts)
+    head = db.as_of(head_ts(db))
+    assert isinstance(past._source, HostedSnapshot) and isinstance(head._source, LiveSnapshot)
+    cluster.close()
+    past.close()
+    head.close()
