@@ -7,8 +7,16 @@ over ASOF_BENCH_UPDATE_TXNS explicit transactions (BEGIN ... COMMIT). Autocommit
 fsync'd commit per UPDATE, far more than a couple of minutes at 100k.
 
 Timed: `db.as_of(T).sql("SELECT sum(v), count(*) FROM t").fetchall()`, handle creation
-included, for T = the last commit, vs the same query on the live handle. A third, contrast
-case reads AS OF the checkpoint's own time (no log to replay).
+included, vs the same query on the live handle:
+
+* T = the last commit: the handle reads the live projection in a read transaction;
+* T = the last commit, `rebuild=True`: the state built from checkpoint + log (what any T
+  costs when nothing is cached);
+* T = the middle of the updates (half the transactions): cold (the state cache emptied
+  before each round, so each round builds), second handle (the state built and cached by
+  an untimed first handle; the second one copies the merged table into a real one) and
+  warm (later handles);
+* contrast: T = the checkpoint's own time (no log to replay), cold.
 """
 
 from __future__ import annotations
@@ -45,7 +53,39 @@ REPORT.compare(
     target_text="ratio <= 2",
 )
 REPORT.compare(
-    "AS OF checkpoint time (contrast, no replay)",
+    "AS OF last commit, rebuilt from the log (cold)",
+    "asof/as_of_last_rebuild",
+    "asof/current",
+    "same query, current state (asof)",
+    "time",
+)
+REPORT.compare(
+    "AS OF mid-updates, cold (nothing cached)",
+    "asof/as_of_mid_cold",
+    "asof/current",
+    "same query, current state (asof)",
+    "time",
+    target=("ratio", "<=", 2.0),
+    target_text="ratio <= 2",
+)
+REPORT.compare(
+    "AS OF mid-updates, second handle (copies the merged table)",
+    "asof/as_of_mid_second",
+    "asof/current",
+    "same query, current state (asof)",
+    "time",
+)
+REPORT.compare(
+    "AS OF mid-updates, warm (state cached)",
+    "asof/as_of_mid_warm",
+    "asof/current",
+    "same query, current state (asof)",
+    "time",
+    target=("ratio", "<=", 2.0),
+    target_text="ratio <= 2",
+)
+REPORT.compare(
+    "AS OF checkpoint time, cold (contrast, no replay)",
     "asof/as_of_checkpoint",
     "asof/current",
     "same query, current state (asof)",
@@ -64,12 +104,16 @@ def updated():
         per_txn = -(-UPDATES // UPDATE_TXNS)
         started = time.perf_counter()
         done = 0
+        mid_ts = mid_expected = None
         while done < UPDATES:
             db.sql("BEGIN")
             for _ in range(min(per_txn, UPDATES - done)):
                 db.sql("UPDATE t SET v = v + 1 WHERE k = ?", [rng.randrange(ASOF_ROWS)])
                 done += 1
             db.sql("COMMIT")
+            if mid_ts is None and done >= UPDATES // 2:
+                mid_ts = list(db.transactions())[-1].ts.physical
+                mid_expected = db.sql(QUERY).fetchall()
         update_seconds = time.perf_counter() - started
         last_ts = list(db.transactions())[-1].ts.physical
         expected = db.sql(QUERY).fetchall()
@@ -84,6 +128,8 @@ def updated():
             "db": db,
             "checkpoint_ts": checkpoint_ts,
             "last_ts": last_ts,
+            "mid_ts": mid_ts,
+            "mid_expected": mid_expected,
             "expected": expected,
             "update_seconds": update_seconds,
         }
@@ -92,16 +138,31 @@ def updated():
         remove(base)
 
 
-def _as_of_case(benchmark, updated, key: str, ts: int, expected) -> None:
+def _as_of_case(
+    benchmark,
+    updated,
+    key: str,
+    ts: int,
+    expected,
+    *,
+    cold: bool = False,
+    rebuild: bool = False,
+    second: bool = False,
+) -> None:
     handles = []
+    cluster = updated["cluster"]
 
-    def setup():  # untimed: close the previous round's handle
+    def setup():  # untimed: close the previous round's handle; cold rounds empty the cache
         while len(handles) > 0:
             handles.pop().close()
+        if cold:
+            cluster._states.discard()
+        if second:  # a first handle builds and caches the state
+            handles.append(updated["db"].as_of(ts))
         return updated["db"]
 
     def run(db):
-        handle = db.as_of(ts)
+        handle = db.as_of(ts, rebuild=rebuild)
         handles.append(handle)
         return handle.sql(QUERY).fetchall()
 
@@ -128,9 +189,60 @@ def test_as_of_last_commit(benchmark, updated):
 
 
 @pytest.mark.benchmark(group="as of")
+def test_as_of_last_commit_rebuilt(benchmark, updated):
+    _as_of_case(
+        benchmark,
+        updated,
+        "asof/as_of_last_rebuild",
+        updated["last_ts"],
+        updated["expected"],
+        rebuild=True,
+    )
+
+
+@pytest.mark.benchmark(group="as of")
+def test_as_of_mid_cold(benchmark, updated):
+    _as_of_case(
+        benchmark,
+        updated,
+        "asof/as_of_mid_cold",
+        updated["mid_ts"],
+        updated["mid_expected"],
+        cold=True,
+    )
+
+
+@pytest.mark.benchmark(group="as of")
+def test_as_of_mid_second(benchmark, updated):
+    _as_of_case(
+        benchmark,
+        updated,
+        "asof/as_of_mid_second",
+        updated["mid_ts"],
+        updated["mid_expected"],
+        cold=True,
+        second=True,
+    )
+
+
+@pytest.mark.benchmark(group="as of")
+def test_as_of_mid_warm(benchmark, updated):
+    _as_of_case(
+        benchmark, updated, "asof/as_of_mid_warm", updated["mid_ts"], updated["mid_expected"]
+    )
+
+
+@pytest.mark.benchmark(group="as of")
 def test_as_of_checkpoint_time(benchmark, updated):
     expected = [(sum(i % 7 for i in range(ASOF_ROWS)), ASOF_ROWS)]
-    _as_of_case(benchmark, updated, "asof/as_of_checkpoint", updated["checkpoint_ts"], expected)
+    _as_of_case(
+        benchmark,
+        updated,
+        "asof/as_of_checkpoint",
+        updated["checkpoint_ts"],
+        expected,
+        cold=True,
+    )
 
 
 @pytest.mark.benchmark(group="as of")

@@ -26,21 +26,29 @@ _META = frozenset(LOG_ROW_META) | frozenset(ROW_META)
 _batch_names = (f"_asof_batch_{i}" for i in itertools.count())
 
 
+def bootstrap_sql(*, seed: bool = True) -> str:
+    """The script that creates the internal schema of an empty projection: one round trip
+    instead of one per object. `seed` adds the first state row when the table is empty."""
+    parts = [
+        f"CREATE SCHEMA IF NOT EXISTS {STORAGE_SCHEMA}",
+        f"CREATE SEQUENCE IF NOT EXISTS {ROW_ID_SEQUENCE}",
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (applied_txn BIGINT, applied_ts BIGINT, "
+        "applied_logical BIGINT, next_table_id BIGINT)",
+        f"CREATE TABLE IF NOT EXISTS {TABLES_TABLE} (table_id BIGINT, name VARCHAR, "
+        "version INTEGER, kind VARCHAR, definition VARCHAR)",
+        lazy.create_lazy_tables_sql(),
+    ]
+    if seed:
+        parts.append(
+            f"INSERT INTO {STATE_TABLE} SELECT 0, 0, 0, 1 "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {STATE_TABLE})"
+        )
+    return ";\n".join(parts)
+
+
 def bootstrap(con: duckdb.DuckDBPyConnection) -> None:
     """Create the internal schema of an empty projection."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {STORAGE_SCHEMA}")
-    con.execute(f"CREATE SEQUENCE IF NOT EXISTS {ROW_ID_SEQUENCE}")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (applied_txn BIGINT, applied_ts BIGINT, "
-        "applied_logical BIGINT, next_table_id BIGINT)"
-    )
-    if con.execute(f"SELECT count(*) FROM {STATE_TABLE}").fetchall()[0][0] == 0:
-        con.execute(f"INSERT INTO {STATE_TABLE} VALUES (0, 0, 0, 1)")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {TABLES_TABLE} (table_id BIGINT, name VARCHAR, "
-        "version INTEGER, kind VARCHAR, definition VARCHAR)"
-    )
-    lazy.create_lazy_tables(con)
+    con.execute(bootstrap_sql())
 
 
 def applied(con: duckdb.DuckDBPyConnection) -> TransactionInfo | None:
@@ -228,12 +236,29 @@ def advance_row_ids(con: duckdb.DuckDBPyConnection, seen: int = 0) -> None:
     """After replaying explicit row ids, make the row id sequence continue past every id
     ever handed out (`seen`, from the replayed events), so no row id is reused."""
     ids = [r[0] for r in con.execute(f"SELECT table_id FROM {TABLES_TABLE}").fetchall()]
+    try:
+        shared = dict(con.execute(f"SELECT table_id, alias FROM {lazy.LAZY_TABLE}").fetchall())
+    except duckdb.CatalogException:
+        shared = {}
+    deltas = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            f"AND schema_name = '{STORAGE_SCHEMA}'"
+        ).fetchall()
+    }
     top = seen
-    if ids:
-        parts = " UNION ALL ".join(
-            f"SELECT max({ROW_ID}) AS m FROM {storage_table(i)}" for i in ids
-        )
-        top = max(top, con.execute(f"SELECT max(m) FROM ({parts})").fetchall()[0][0] or 0)
+    parts = []
+    for i in ids:
+        if i in shared:  # a merge view: its base and delta bound it, without the anti-join
+            parts.append(f"SELECT max({ROW_ID}) AS m FROM {shared[i]}.{storage_table(i)}")
+            if f"d{i}" in deltas:
+                parts.append(f"SELECT max({ROW_ID}) AS m FROM {lazy.delta_table(i)}")
+        else:
+            parts.append(f"SELECT max({ROW_ID}) AS m FROM {storage_table(i)}")
+    if parts:
+        query = f"SELECT max(m) FROM ({' UNION ALL '.join(parts)})"
+        top = max(top, con.execute(query).fetchall()[0][0] or 0)
     if top:
         advance_sequence(con, ROW_ID_SEQUENCE, top)
 

@@ -14,6 +14,7 @@ import hashlib
 import duckdb
 
 from eventlog.events import RowOp, TransactionInfo
+from eventlog.hlc import Timestamp
 from eventlog.recorder import Recorder, Store
 from projections.naming import (
     ROW_ID,
@@ -34,9 +35,15 @@ def delta_table(table_id: int) -> str:
     return f"{STORAGE_SCHEMA}.d{int(table_id)}"
 
 
+def create_lazy_tables_sql() -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {BASES_TABLE} (alias VARCHAR, path VARCHAR);\n"
+        f"CREATE TABLE IF NOT EXISTS {LAZY_TABLE} (table_id BIGINT, alias VARCHAR)"
+    )
+
+
 def create_lazy_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"CREATE TABLE IF NOT EXISTS {BASES_TABLE} (alias VARCHAR, path VARCHAR)")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {LAZY_TABLE} (table_id BIGINT, alias VARCHAR)")
+    con.execute(create_lazy_tables_sql())
 
 
 def base_alias(relative_path: str) -> str:
@@ -64,27 +71,41 @@ def attach_bases(con: duckdb.DuckDBPyConnection, store: Store) -> None:
 def load_lazy_base(
     con: duckdb.DuckDBPyConnection, store: Store, relative_path: str
 ) -> TransactionInfo | None:
-    """Make `con`'s empty database the checkpoint's state, sharing its table data."""
-    from projections.apply import applied, bootstrap
+    """Make `con`'s empty database the checkpoint's state, sharing its table data.
 
+    Three round trips (each statement costs one): attach, list the tables, and one script
+    that copies the schema and turns every storage table into a view over the checkpoint.
+    The checkpoint may already be attached (connections that host several states share it).
+    """
     alias = base_alias(relative_path)
     path = store.resolve(relative_path)
-    con.execute(f"ATTACH {quote_literal(str(path))} AS {alias} (READ_ONLY)")
-    target = first_row(con, "SELECT current_database()")[0]
-    con.execute(f"COPY FROM DATABASE {alias} TO {quote_ident(target)} (SCHEMA)")
-    bootstrap(con)
-    create_lazy_tables(con)
-    con.execute(f"DELETE FROM {STATE_TABLE}")
-    con.execute(f"INSERT INTO {STATE_TABLE} SELECT * FROM {alias}.{STATE_TABLE}")
-    con.execute(f"INSERT INTO {TABLES_TABLE} SELECT * FROM {alias}.{TABLES_TABLE}")
-    con.execute(f"INSERT INTO {BASES_TABLE} VALUES (?, ?)", [alias, relative_path])
-    for (table_id,) in con.execute(f"SELECT table_id FROM {TABLES_TABLE}").fetchall():
-        con.execute(f"DROP TABLE {storage_table(table_id)}")
-        con.execute(
-            f"CREATE VIEW {storage_table(table_id)} AS SELECT * FROM {alias}.{storage_table(table_id)}"
+    con.execute(f"ATTACH IF NOT EXISTS {quote_literal(str(path))} AS {alias} (READ_ONLY)")
+    rows = con.execute(
+        f"SELECT current_database(), table_id FROM (SELECT 1) "
+        f"LEFT JOIN {alias}.{TABLES_TABLE} ON true ORDER BY table_id"
+    ).fetchall()
+    target = rows[0][0]
+    table_ids = [r[1] for r in rows if r[1] is not None]
+    script = [
+        f"COPY FROM DATABASE {alias} TO {quote_ident(target)} (SCHEMA)",
+        create_lazy_tables_sql(),  # the rest of the internal schema came with the copy
+        f"INSERT INTO {STATE_TABLE} SELECT * FROM {alias}.{STATE_TABLE}",
+        f"INSERT INTO {TABLES_TABLE} SELECT * FROM {alias}.{TABLES_TABLE}",
+        f"INSERT INTO {BASES_TABLE} VALUES ({quote_literal(alias)}, "
+        f"{quote_literal(relative_path)})",
+    ]
+    for table_id in table_ids:
+        script.append(f"DROP TABLE {storage_table(table_id)}")
+        script.append(
+            f"CREATE VIEW {storage_table(table_id)} AS "
+            f"SELECT * FROM {alias}.{storage_table(table_id)}"
         )
-        con.execute(f"INSERT INTO {LAZY_TABLE} VALUES (?, ?)", [table_id, alias])
-    return applied(con)
+    script.append(
+        f"INSERT INTO {LAZY_TABLE} SELECT table_id, {quote_literal(alias)} FROM {TABLES_TABLE}"
+    )
+    script.append(f"SELECT applied_txn, applied_ts, applied_logical FROM {STATE_TABLE}")
+    txn, ts, logical = con.execute(";\n".join(script)).fetchall()[0]
+    return None if txn == 0 else TransactionInfo(txn, Timestamp(ts, logical))
 
 
 def lazy_alias(con: duckdb.DuckDBPyConnection, table_id: int) -> str | None:
@@ -197,7 +218,6 @@ def build_at(
     ref = nearest_checkpoint(recorder, until)
     if ref is None:
         bootstrap(con)
-        create_lazy_tables(con)
         base = None
     else:
         base = load_lazy_base(con, store, ref.path)

@@ -13,6 +13,7 @@ import duckdb
 from eventlog.events import TransactionInfo
 from eventlog.recorder import Recorder, Store
 from projections.apply import applied
+from projections.host import HostedState
 from projections.lazy import attach_bases, build_at
 from projections.naming import STORAGE_SCHEMA, quote_literal
 from projections.replay import replay
@@ -71,8 +72,10 @@ class Projection:
                     _remove(path)
                     self.con = connect(path, store, allow_external_access=allow_external_access)
                 build_at(self.con, store, recorder, None)
-                self.con.execute(f"CREATE TABLE {COMPLETE_MARK} (built_at TIMESTAMP)")
-                self.con.execute(f"INSERT INTO {COMPLETE_MARK} VALUES (now())")
+                self.con.execute(
+                    f"CREATE TABLE {COMPLETE_MARK} (built_at TIMESTAMP);\n"
+                    f"INSERT INTO {COMPLETE_MARK} VALUES (now())"
+                )
             else:
                 attach_bases(self.con, store)
                 self.catch_up()
@@ -116,6 +119,38 @@ class Projection:
 
     def close(self) -> None:
         self.con.close()
+
+
+class HostedProjection:
+    """The current state of a clone nobody has written to, built in the state host.
+
+    A fresh clone's state is its source's checkpoint plus a short log tail; serving it from
+    an in-memory database of the shared host costs a few statements, where creating its
+    DuckDB file costs a new instance and a file. The runtime swaps in a file `Projection`
+    before the first write (`DatabaseRuntime.promote`). Nothing is lost in a crash: the
+    state holds nothing the log and the checkpoint do not.
+    """
+
+    path = None
+
+    def __init__(self, state: HostedState) -> None:
+        self.state = state
+
+    def applied(self) -> TransactionInfo | None:
+        cur = self.state.cursor()
+        try:
+            return applied(cur)
+        finally:
+            cur.close()
+
+    def catch_up(self) -> TransactionInfo | None:
+        return self.applied()  # nothing is written here: writers promote first
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.state.cursor()
+
+    def close(self) -> None:
+        self.state.release()
 
 
 def _remove(path: Path) -> None:

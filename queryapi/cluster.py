@@ -24,6 +24,8 @@ from eventlog.events import Event
 from eventlog.hlc import HybridClock, Timestamp, wall_clock_micros
 from eventlog.recorder import CheckpointRef, CompactionReport, Store
 from projections.checkpoint import nearest_checkpoint, write_checkpoint
+from projections.host import StateHost
+from projections.projection import connect
 from queryapi.cluster_sql import ClusterStatement, parse_cluster_sql
 from queryapi.database import Database
 from queryapi.errors import (
@@ -35,6 +37,7 @@ from queryapi.errors import (
 )
 from queryapi.result import Result
 from queryapi.runtime import DatabaseRuntime
+from queryapi.snapshots import StateCache
 from queryapi.timeref import format_micros, to_micros
 from queryapi.translate import translate, translating
 
@@ -102,6 +105,9 @@ class Cluster:
         self._mutex = threading.RLock()
         self._runtimes: dict[str, DatabaseRuntime] = {}
         self._damaged: dict[str, AsofError] = {}
+        self._states = StateCache(
+            lambda: StateHost(connect(None, store, allow_external_access=False))
+        )
         if store.exists(CATALOG_LOG_ID):
             catalog_log = store.open(CATALOG_LOG_ID)
         else:
@@ -166,6 +172,7 @@ class Cluster:
             if self._closed:
                 return
             self._closed = True
+            self._states.close()
             for rt in self._runtimes.values():
                 if not self.read_only:
                     try:
@@ -199,6 +206,7 @@ class Cluster:
                     self.clock,
                     allow_external_access=self.allow_external_access,
                     read_only=self.read_only,
+                    host=lambda: self._states.host,
                 )
                 rt.commit_hooks.append(self._scheduled_checkpoint)
                 self._runtimes[rec.db_id] = rt
@@ -264,6 +272,7 @@ class Cluster:
                     Event(DELETE_SCHEDULE, None, 0, {"schedule_id": schedule.schedule_id})
                 )
             self.catalog.append(events, sql=f"DROP DATABASE {name}")
+            self._states.discard(rec.db_id)
             self._discard(rec)
 
     def _discard(self, rec: DatabaseRecord) -> None:
@@ -449,6 +458,7 @@ class Cluster:
         """Write a checkpoint of `database` now (schedules do this every interval)."""
         self._check_writable()
         rt = self._runtime(self._record(database))
+        rt.promote()  # a checkpoint is written from a projection file's own instance
         cur = rt.cursor()
         try:
             return write_checkpoint(cur, self.store, rt.recorder)
@@ -486,6 +496,7 @@ class Cluster:
         deletes what is left over."""
         self._check_writable()
         records = [self._record(database)] if database else self.catalog.live()
+        self._states.discard()  # cached states may read files compaction stops naming
         reports = {}
         for rec in records:
             rt = self._runtime(rec)
@@ -506,6 +517,7 @@ class Cluster:
         """Delete shared files that no database, clone, checkpoint or history needs."""
         self._check_writable()
         collect = getattr(self.store, "gc", None)
+        self._states.discard()
         try:
             return collect() if collect is not None else []
         except BaseException as exc:

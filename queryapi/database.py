@@ -6,17 +6,17 @@ import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from eventlog.events import Transaction
-from projections.lazy import build_at
-from projections.projection import connect
 from queryapi import history as hist
 from queryapi.cluster_sql import is_cluster_statement
-from queryapi.errors import AsofError, InterfaceError
+from queryapi.errors import AsofError, InterfaceError, ProgrammingError
 from queryapi.history import table_history
 from queryapi.result import Result
 from queryapi.session import ReadOnlySession, Session
+from queryapi.snapshots import HostedSnapshot, Snapshot
 from queryapi.sqlrewrite import time_travel
 from queryapi.timeref import format_micros, to_micros
 from queryapi.translate import translate, translating
@@ -77,12 +77,16 @@ class Database:
 
     execute = sql
 
-    def as_of(self, ts: Any) -> AsOf:
-        """A read-only handle on this database as it was at `ts` (Unix µs)."""
+    def as_of(self, ts: Any, *, rebuild: bool = False) -> AsOf:
+        """A read-only handle on this database as it was at `ts` (Unix µs).
+
+        `rebuild=True` builds the state from the checkpoint and the log even when the live
+        projection or a cached state holds it (to verify one against the other).
+        """
         micros = to_micros(ts)
         self._cluster._check_window(self._rt, micros)
         self._cluster.pin(self._rt, micros)
-        return AsOf(self._cluster, self._rt, micros)
+        return AsOf(self._cluster, self._rt, micros, rebuild=rebuild)
 
     @translating
     def tables(self) -> list[str]:
@@ -146,35 +150,73 @@ class Database:
 
 
 class AsOf:
-    """The state of a database at one past microsecond, for reading only."""
+    """The state of a database at one past microsecond, for reading only.
 
-    def __init__(self, cluster: Cluster, runtime: DatabaseRuntime, ts: int) -> None:
+    It reads the live projection inside a read transaction when nothing was committed after
+    `ts`, else a built state shared through the cluster's cache (queryapi/snapshots.py).
+    """
+
+    def __init__(
+        self, cluster: Cluster, runtime: DatabaseRuntime, ts: int, *, rebuild: bool = False
+    ) -> None:
         self._cluster = cluster
         self._rt = runtime
         self.ts = ts
-        con = connect(None, runtime.store, allow_external_access=False)
         try:
-            build_at(con, runtime.store, runtime.recorder, ts)
+            self._source: Snapshot | None = cluster._states.open(runtime, ts, rebuild=rebuild)
+        except AsofError:
+            raise
         except BaseException as exc:
-            con.close()
             raise translate(exc) from None
-        self._con = con
-        self._session = ReadOnlySession(
-            con.cursor(),
-            f"{runtime.name!r} AS OF {ts} ({format_micros(ts)} UTC) is read-only; "
+        self._session = self._new_session()
+
+    def _new_session(self) -> ReadOnlySession:
+        assert self._source is not None
+        return ReadOnlySession(
+            self._source.session_cursor(),
+            f"{self._rt.name!r} AS OF {self.ts} ({format_micros(self.ts)} UTC) is read-only; "
             "clone it to write",
-            runtime.store,
-            runtime.recorder,
+            self._rt.store,
+            self._rt.recorder,
         )
+
+    @property
+    def _con(self) -> Snapshot | None:
+        """The snapshot behind this handle; None once closed."""
+        return self._source
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor reading this handle's state (close it when done)."""
+        if self._source is None:
+            raise ProgrammingError("this AS OF handle is closed; call db.as_of(ts) again")
+        return self._source.cursor()
 
     @property
     def name(self) -> str:
         return self._rt.name
 
     def sql(self, query: str, params: Any = None) -> Result:
-        if self._con is None:
+        if self._source is None:
             raise InterfaceError("this AS OF handle is closed; call db.as_of(ts) again")
-        return self._session.execute(query, params)
+        try:
+            return self._session.execute(query, params)
+        except AsofError:
+            self._repair()
+            raise
+
+    def _repair(self) -> None:
+        """A failed statement aborts a live snapshot's read transaction: start another on the
+        same state, or, when a commit came in since, move to a built state at `ts`."""
+        source = self._source
+        if source is None or source.repair():
+            return
+        try:
+            state = self._cluster._states.state(self._rt, self.ts)
+        except BaseException as exc:
+            raise translate(exc) from None
+        source.close()
+        self._source = HostedSnapshot(state)
+        self._session = self._new_session()
 
     execute = sql
 
@@ -184,9 +226,9 @@ class AsOf:
         return [r[0] for r in self.sql(TABLE_NAMES_SQL).fetchall()]
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        if self._source is not None:
+            source, self._source = self._source, None
+            source.close()
 
     def __enter__(self) -> AsOf:
         return self

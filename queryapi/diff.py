@@ -108,9 +108,7 @@ def _side(handle: Any) -> _Side:
         handle._cluster._check_open()
         return _Side(handle.name, handle._rt, None, handle._rt.cursor())
     if isinstance(handle, AsOf):
-        if handle._con is None:
-            raise ProgrammingError("this AS OF handle is closed; call db.as_of(ts) again")
-        return _Side(f"{handle.name}@{handle.ts}", handle._rt, handle.ts, handle._con.cursor())
+        return _Side(f"{handle.name}@{handle.ts}", handle._rt, handle.ts, handle._cursor())
     raise ProgrammingError(
         f"diff compares Database or AsOf handles, not {type(handle).__name__}; "
         "use cluster.database(name) or db.as_of(ts)"

@@ -54,9 +54,7 @@ def _source(handle: Any) -> tuple[str, duckdb.DuckDBPyConnection]:
     from queryapi.database import AsOf, Database
 
     if isinstance(handle, AsOf):
-        if handle._con is None:
-            raise ProgrammingError("this AS OF handle is closed; call db.as_of(ts) again")
-        return f"{handle.name}@{handle.ts}", handle._con.cursor()
+        return f"{handle.name}@{handle.ts}", handle._cursor()
     if isinstance(handle, Database):
         handle._cluster._check_open()
         return handle.name, handle._rt.cursor()

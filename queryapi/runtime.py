@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +15,10 @@ from eventlog.events import Transaction, TransactionInfo
 from eventlog.hlc import HybridClock
 from eventlog.recorder import Recorder, Store
 from projections.apply import advance_sequence, apply_rows, set_applied_sql
+from projections.checkpoint import nearest_checkpoint
+from projections.host import StateHost
 from projections.naming import ROW_ID_SEQUENCE
-from projections.projection import Projection
+from projections.projection import HostedProjection, Projection
 from queryapi.errors import OperationalError, ReadOnlyError
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ class DatabaseRuntime:
         *,
         allow_external_access: bool,
         read_only: bool,
+        host: Callable[[], StateHost] | None = None,
     ) -> None:
         self.record = record
         self.store = store
@@ -68,7 +72,9 @@ class DatabaseRuntime:
         self.read_only = read_only
         self.write_lock = threading.Lock()
         self.catalog_cache = CatalogCache()
-        self._projection: Projection | None = None
+        self._projection: Projection | HostedProjection | None = None
+        self._retired: list[HostedProjection] = []
+        self._host = host
         self._open_lock = threading.Lock()
         self.commit_hooks: list = []
         # Committed and durable, not yet in the projection (see queryapi/fastinsert.py).
@@ -76,6 +82,8 @@ class DatabaseRuntime:
         self.pending_last: TransactionInfo | None = None
         self.next_row_id: int | None = None  # valid while only the fast path writes
         self._flush_cursor: duckdb.DuckDBPyConnection | None = None
+        #: Bumped when the projection is replaced; sessions move their cursor when it changes.
+        self.generation = 0
 
     @property
     def name(self) -> str:
@@ -90,15 +98,10 @@ class DatabaseRuntime:
         return self.store.root / "projections" / f"{self.db_id}.duckdb"
 
     @property
-    def projection(self) -> Projection:
+    def projection(self) -> Projection | HostedProjection:
         with self._open_lock:
             if self._projection is None:
-                self._projection = Projection(
-                    None if self.read_only else self.projection_path,
-                    self.store,
-                    self.recorder,
-                    allow_external_access=self.allow_external_access,
-                )
+                self._projection = self._open_projection()
             return self._projection
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -158,6 +161,52 @@ class DatabaseRuntime:
         finally:
             self.pending, self.pending_last = [], None
 
+    def _open_projection(self) -> Projection | HostedProjection:
+        if self._hostable():
+            assert self._host is not None
+            return HostedProjection(self._host().build(self.store, self.recorder, None))
+        return self._file_projection()
+
+    def _file_projection(self) -> Projection:
+        return Projection(
+            None if self.read_only else self.projection_path,
+            self.store,
+            self.recorder,
+            allow_external_access=self.allow_external_access,
+        )
+
+    def _hostable(self) -> bool:
+        """A clone with no projection file yet, whose state is mostly a shared checkpoint."""
+        return (
+            self._host is not None
+            and not self.read_only
+            and not self.allow_external_access  # the host refuses files outside the cluster
+            and bool(self.recorder.lineage)
+            and not self.projection_path.exists()
+            and nearest_checkpoint(self.recorder, None) is not None
+        )
+
+    @property
+    def hosted(self) -> bool:
+        return isinstance(self._projection, HostedProjection)
+
+    def promote(self) -> None:
+        """Give a hosted projection its DuckDB file (before the first write or a checkpoint).
+
+        The hosted state stays attached until the runtime closes: sessions and AS OF
+        handles may still be reading it, and move to the file at their next statement.
+        """
+        with self._open_lock:
+            current = self._projection
+            if not isinstance(current, HostedProjection):
+                return
+            self._projection = self._file_projection()
+            if self._flush_cursor is not None:  # only fast inserts made since use it
+                self._flush_cursor.close()
+                self._flush_cursor = None
+            self._retired.append(current)
+            self.generation += 1
+
     def check_writable(self) -> None:
         if self.read_only:
             raise ReadOnlyError(
@@ -184,4 +233,7 @@ class DatabaseRuntime:
             if self._projection is not None:
                 self._projection.close()
                 self._projection = None
+            for retired in self._retired:
+                retired.close()
+            self._retired.clear()
         self.recorder.close()

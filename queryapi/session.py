@@ -56,6 +56,7 @@ class Session:
         self.store = runtime.store
         self.recorder = runtime.recorder
         self.cur = runtime.projection.cursor()
+        self._generation = runtime.generation
         self._lock = threading.RLock()
         self._explicit = False
         self._holding = False
@@ -69,6 +70,7 @@ class Session:
             raise ProgrammingError("SQL must be a string")
         with self._lock:
             stmts = split(sql)
+            self._follow_projection()
             if (
                 params is not None
                 and len(stmts) == 1
@@ -89,6 +91,20 @@ class Session:
             for st in stmts:
                 result = self._run(st, params)
             return result
+
+    def _follow_projection(self) -> None:
+        """Move to the runtime's current projection if it was replaced (a hosted clone state
+        promoted to its file); never inside a transaction, which holds the write lock."""
+        rt = getattr(self, "rt", None)
+        if rt is None or self._holding or self._generation == rt.generation:
+            return
+        old = self.cur
+        self.cur = rt.projection.cursor()
+        self._generation = rt.generation
+        try:
+            old.close()
+        except duckdb.Error:
+            pass
 
     @property
     def in_transaction(self) -> bool:
@@ -344,7 +360,7 @@ class Session:
         if not rt.write_lock.acquire(timeout=rt.lock_timeout):
             return None  # the general path waits and reports the lock the usual way
         try:
-            if rt.read_only:
+            if rt.read_only or rt.hosted:  # a fresh clone's first write gets it a file first
                 return None
             found = self._fast_rows(insert, params)
             if found is None:
@@ -421,6 +437,12 @@ class Session:
             self.rt.check_writable()
             self.rt.flush()
             self.rt.next_row_id = None  # DuckDB hands out row ids until the next fast insert
+            if self.rt.hosted:  # the first write gives a fresh clone its projection file
+                self.rt.promote()
+            if self._generation != self.rt.generation:
+                self.cur.close()
+                self.cur = self.rt.projection.cursor()
+                self._generation = self.rt.generation
             self.cur.execute("BEGIN TRANSACTION")
             self._seq_before = self._sequence_values()
         except BaseException as exc:

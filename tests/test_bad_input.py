@@ -236,5 +236,5 @@ def test_fuzzed_sql_never_crashes_and_keeps_the_log_consistent(populated, words)
     db.sql("ROLLBACK")  # leave no transaction open for the next example
     head = list(db.transactions())[-1].ts.physical
     live = digest(db)[0]
-    rebuilt_cur = db.as_of(head)._con.cursor()
+    rebuilt_cur = db.as_of(head, rebuild=True)._cursor()
     assert table_digests(rebuilt_cur) == live

@@ -569,7 +569,7 @@ def test_sequence_advanced_in_rolled_back_transaction():
         db.sql("ROLLBACK")
         db.sql("INSERT INTO t VALUES (1)")
         head = list(db.transactions())[-1].ts.physical
-        with db.as_of(head) as old:
+        with db.as_of(head, rebuild=True) as old:
             assert _sequence_state(old.sql) == _sequence_state(db.sql) == [("s", 1)]
     finally:
         cluster.close()

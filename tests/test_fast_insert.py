@@ -220,3 +220,33 @@ def test_rows_not_yet_applied_survive_a_crash(tmp_path) -> None:
         db.sql("INSERT INTO t VALUES (?, ?)", [21, "after"])
         ids = db.sql("SELECT _rid FROM _asof.t1").arrow().column(0)
         assert len(pa.compute.unique(ids)) == 22
+
+
+def test_a_fresh_clone_gets_its_file_then_takes_fast_inserts(disk_cluster) -> None:
+    db = disk_cluster.create_database("d")
+    db.sql("CREATE TABLE t (k INTEGER)")
+    db.sql("INSERT INTO t SELECT range FROM range(100)")
+    disk_cluster.checkpoint("d")
+    disk_cluster.sql("CREATE DATABASE c TEMPLATE d")
+    clone = disk_cluster.database("c")
+    assert clone.sql("SELECT count(*) FROM t").fetchall() == [(100,)]
+    assert clone._rt.hosted  # read from the shared checkpoint, no file of its own yet
+    for k in range(100, 105):
+        clone.sql("INSERT INTO t VALUES (?)", [k])
+    assert not clone._rt.hosted
+    assert clone.sql("SELECT count(*), max(k) FROM t").fetchall() == [(105, 104)]
+    assert db.sql("SELECT count(*) FROM t").fetchall() == [(100,)]
+    assert disk_cluster.check("c", deep=True) == []
+
+
+def test_as_of_the_head_sees_rows_not_yet_applied(cluster) -> None:
+    db = cluster.create_database("d")
+    db.sql("CREATE TABLE t (k INTEGER)")
+    for k in range(3):
+        db.sql("INSERT INTO t VALUES (?)", [k])
+    assert _pending(db) == 3
+    with db.as_of(head_ts(db)) as now:
+        assert now.sql("SELECT count(*) FROM t").fetchall() == [(3,)]
+        db.sql("INSERT INTO t VALUES (?)", [3])  # after T: not in the handle
+        assert now.sql("SELECT count(*) FROM t").fetchall() == [(3,)]
+    assert db.sql("SELECT count(*) FROM t").fetchall() == [(4,)]

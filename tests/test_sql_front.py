@@ -77,7 +77,7 @@ def assert_rebuild_matches(db) -> None:
     """Every user table read live equals the same table rebuilt from the log at the head."""
     ts = head_ts(db)
     live_tables = user_tables(db)
-    with db.as_of(ts) as old:
+    with db.as_of(ts, rebuild=True) as old:
         assert user_tables(old) == live_tables
         for name in live_tables:
             live = db.sql(f"SELECT * FROM {quote(name)}")
@@ -831,7 +831,7 @@ def test_data_types_round_trip_through_the_log(twin):
 def test_bit_values_round_trip(db):
     db.sql("CREATE TABLE b (x BIT)")
     db.sql("INSERT INTO b VALUES ('1011'::BIT), ('0'::BIT)")
-    with db.as_of(head_ts(db)) as old:
+    with db.as_of(head_ts(db), rebuild=True) as old:
         assert sorted(old.sql("SELECT x::VARCHAR FROM b").fetchall()) == [("0",), ("1011",)]
 
 
@@ -895,7 +895,7 @@ def test_sequence_values_rebuild(db):
     db.sql("CREATE TABLE t (id INTEGER DEFAULT nextval('s'), v VARCHAR)")
     db.sql("INSERT INTO t (v) VALUES ('a'), ('b')")
     db.sql("SELECT nextval('s')")
-    with db.as_of(head_ts(db)) as old:
+    with db.as_of(head_ts(db), rebuild=True) as old:
         assert old.sql(SEQ_STATE).fetchall() == db.sql(SEQ_STATE).fetchall() == [("s", 7)]
     assert_rebuild_matches(db)
 
@@ -904,5 +904,5 @@ def test_recreated_sequence_with_same_last_value(db):
     db.sql("CREATE SEQUENCE s")
     db.sql("SELECT nextval('s')")
     db.sql("BEGIN; DROP SEQUENCE s; CREATE SEQUENCE s; SELECT nextval('s'); COMMIT")
-    with db.as_of(head_ts(db)) as old:
+    with db.as_of(head_ts(db), rebuild=True) as old:
         assert old.sql(SEQ_STATE).fetchall() == db.sql(SEQ_STATE).fetchall()
