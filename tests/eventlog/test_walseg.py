@@ -357,3 +357,32 @@ def test_a_reader_elsewhere_becomes_the_writer_after_a_rotation(
     assert_same_txns(other.transactions(), [*base, txn])
     reader.close()
     assert_same_txns(IpcStore(tmp_path).open("src").transactions(), [*base, txn])
+
+
+def test_a_reader_that_opened_the_old_wal_after_the_manifest_write_never_appends_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assert_same_txns
+) -> None:
+    writer = IpcStore(tmp_path)
+    src = writer.create("src")
+    base = [src.append([Event("x", None, 0, {"i": i})], ts=Timestamp(i + 1)) for i in range(3)]
+    reader = IpcStore(tmp_path)
+    opened: list[IpcRecorder] = []
+    real_replace = os.replace
+
+    def replace(src_path: Any, dst: Any) -> None:
+        if Path(dst).name == "wal" and not opened:  # the new manifest is on disk already
+            opened.append(reader.open("src"))
+        real_replace(src_path, dst)
+
+    monkeypatch.setattr(walseg.os, "replace", replace)
+    writer.fork("src", "fork", until=2)
+    monkeypatch.undo()
+    writer.close()
+    (other,) = opened
+    assert other.manifest == IpcStore(tmp_path).open("src").manifest  # same manifest...
+    (shared,) = _wal_files(tmp_path)
+    size = shared.stat().st_size
+    txn = other.append([Event("y")], ts=Timestamp(10))  # ...but the WAL file was replaced
+    assert txn.txn_id == 4 and shared.stat().st_size == size
+    reader.close()
+    assert_same_txns(IpcStore(tmp_path).open("src").transactions(), [*base, txn])
