@@ -9,12 +9,15 @@ Two states are measured:
   into immutable segments), so a clone writes only metadata; each round is one more clone of
   the same source.
 * first after load: the clone right after the load and checkpoint, the log's WAL still
-  holding the load; `store.fork` seals it first. A fresh source per round.
+  holding the load; `store.fork` rotates it first (the WAL file becomes a shared segment
+  file under a second name, see eventlog/walseg.py). A fresh source per round.
 
 Bytes: every file under the data directory is listed before and after the clone call:
 `written` = bytes of new files + growth of existing ones (what the target is judged on),
-`net` = total size after - before, `new files` = their count. On Linux, `wchar` (bytes this
-process passed to write()) is recorded too.
+`net` = total size after - before (each inode once), `new files` = their count. A new name
+for a file that existed before (a hard link, as a rotated WAL gets) writes no data: it counts
+in `linked files`, not in `written`. On Linux, `wchar` (bytes this process passed to write())
+is recorded too.
 """
 
 from __future__ import annotations
@@ -155,6 +158,7 @@ def _record_bytes(key: str, deltas: list, wchars: list, size: str) -> None:
         net_added_bytes_max=max(d.added_bytes for d in deltas),
         new_files_max=max(d.new_files for d in deltas),
         new_file_bytes_max=max(d.new_file_bytes for d in deltas),
+        linked_files_max=max(d.linked_files for d in deltas),
         written_bytes_median=statistics.median(d.written_bytes for d in deltas),
         wchar_median=statistics.median(wchars) if wchars else None,
     )

@@ -145,25 +145,42 @@ def measure(
     return seconds
 
 
-def tree_sizes(root: Path) -> dict[str, int]:
-    """Every file under `root` (relative path -> size in bytes)."""
-    out: dict[str, int] = {}
+class Tree(dict):
+    """Every file under a root: relative path -> size in bytes; `inode` maps each path to
+    its (device, inode), so that a new hard link to an existing file counts no bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inode: dict[str, tuple[int, int]] = {}
+
+    def unique_bytes(self) -> int:
+        """Total size, each file (inode) counted once however many names it has."""
+        return sum({self.inode[p]: size for p, size in self.items()}.values())
+
+
+def tree_sizes(root: Path) -> Tree:
+    """Every file under `root` (relative path -> size in bytes, with inodes)."""
+    out = Tree()
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
             p = Path(dirpath, name)
             try:
-                out[str(p.relative_to(root))] = p.stat().st_size
+                st = p.stat()
             except FileNotFoundError:
-                pass
+                continue
+            rel = str(p.relative_to(root))
+            out[rel] = st.st_size
+            out.inode[rel] = (st.st_dev, st.st_ino)
     return out
 
 
 @dataclass
 class DiskDelta:
-    added_bytes: int  # sum of file sizes after minus before (can be negative: a WAL truncated)
-    new_files: int
-    new_file_bytes: int
+    added_bytes: int  # total size after minus before (can be negative: a WAL truncated)
+    new_files: int  # new names, hard links to files that existed before included
+    new_file_bytes: int  # sizes of new files, hard links to existing files excluded
     grown_bytes: int  # growth of files that existed before (shrinking ones count 0)
+    linked_files: int = 0  # new names of files that existed before (no data written)
 
     @property
     def written_bytes(self) -> int:
@@ -171,14 +188,17 @@ class DiskDelta:
         return self.new_file_bytes + self.grown_bytes
 
 
-def disk_delta(before: dict[str, int], after: dict[str, int]) -> DiskDelta:
+def disk_delta(before: Tree, after: Tree) -> DiskDelta:
     new = [p for p in after if p not in before]
+    old_files = set(before.inode.values())
+    linked = [p for p in new if after.inode[p] in old_files]
     grown = sum(max(0, after[p] - before[p]) for p in after if p in before)
     return DiskDelta(
-        added_bytes=sum(after.values()) - sum(before.values()),
+        added_bytes=after.unique_bytes() - before.unique_bytes(),
         new_files=len(new),
-        new_file_bytes=sum(after[p] for p in new),
+        new_file_bytes=sum(after[p] for p in new if p not in linked),
         grown_bytes=grown,
+        linked_files=len(linked),
     )
 
 

@@ -8,7 +8,8 @@ every row and transaction up to it, drops inherited segments wholly before it an
 checkpoints older than it.
 
 Inherited segments are the fork source's files: they are never rewritten, only dropped from
-the manifest. This module writes and fsyncs the new files and returns the manifest naming
+the manifest. The log's own parts of a rotated WAL file (walseg.py) are always rewritten into
+real segments, so that the file can go once no fork refers to it. This module writes and fsyncs the new files and returns the manifest naming
 them; the caller replaces the manifest atomically, and `gc` deletes the old files once no
 manifest (a fork's, say) names them, so a crash at any point leaves a complete log.
 """
@@ -27,6 +28,7 @@ from eventlog.errors import LogError
 from eventlog.events import TransactionInfo
 from eventlog.fsutil import fsync_dir
 from eventlog.hlc import Timestamp
+from eventlog.layout import FRAGMENT, file_of
 from eventlog.manifest import Manifest
 from eventlog.reader import LogView
 from eventlog.recorder import CheckpointRef, CompactionReport
@@ -38,7 +40,6 @@ from eventlog.segment import (
     SegmentRef,
     TxnRecord,
     concat_rows,
-    read_segment,
     txn_records,
     write_segment,
 )
@@ -98,17 +99,17 @@ def compact_manifest(
         if ref.kind == ROWS:
             by_key.setdefault((ref.table_id, ref.version), []).append(ref)
     own_txns = [s for s in own if s.kind == TXNS]
-    if fold is None and len(own_txns) <= 1 and all(len(v) == 1 for v in by_key.values()):
+    if (
+        fold is None
+        and len(own_txns) <= 1
+        and all(len(v) == 1 for v in by_key.values())
+        and all(_keeps(s, 0) for s in own)
+    ):
         return Compacted(manifest, _report(manifest, manifest, 0))
 
     kept_inherited = [s for s in inherited if s.max_txn > fold_txn]
     dropped = sum(_visible_rows(s, cache) for s in inherited if s.max_txn <= fold_txn)
-    records = [
-        r
-        for ref in own_txns
-        for r in txn_records(read_segment(resolve(ref.path), ref))
-        if r.txn_id > fold_txn
-    ]
+    records = [r for ref in own_txns for r in txn_records(cache.read(ref)) if r.txn_id > fold_txn]
     uses: dict[str, list[TxnRecord]] = {}
     for rec in records:
         for e in rec.events:
@@ -119,7 +120,7 @@ def compact_manifest(
     rows_refs: list[SegmentRef] = []
     remap: dict[str, str] = {}
     for refs in by_key.values():
-        for group, table, folded_rows in _groups(refs, fold_txn, resolve):
+        for group, table, folded_rows in _groups(refs, fold_txn, cache.read):
             dropped += folded_rows
             txns = sorted({r.txn_id: r for p in group for r in uses.get(p.path, [])}.values(),
                           key=lambda r: r.txn_id)  # fmt: skip
@@ -137,7 +138,7 @@ def compact_manifest(
             remap.update((p.path, path) for p in group)
 
     txns_refs: list[SegmentRef] = []
-    if len(own_txns) == 1 and own_txns[0].min_txn > fold_txn and not remap:
+    if len(own_txns) == 1 and _keeps(own_txns[0], fold_txn) and not remap:
         txns_refs = own_txns
     elif records:
         path = new_path()
@@ -186,24 +187,30 @@ def after_fold(refs: Sequence[CheckpointRef], fold_txn: int) -> tuple[Checkpoint
     return tuple(c for c in refs if c.txn_id >= fold_txn)
 
 
+def _keeps(ref: SegmentRef, fold_txn: int) -> bool:
+    """Whether a lone own segment stays as it is: nothing folded out of it, and a real file
+    (the parts of a rotated WAL become segments, so the file can go once forks let it)."""
+    return ref.min_txn > fold_txn and FRAGMENT not in ref.path
+
+
 def _is_own(ref: SegmentRef, manifest: Manifest) -> bool:
     return ref.until is None and ref.min_txn > manifest.inherited_txn
 
 
 def _groups(
-    refs: Sequence[SegmentRef], fold_txn: int, resolve: Callable[[str], Path]
+    refs: Sequence[SegmentRef], fold_txn: int, read: Callable[[SegmentRef], pa.Table]
 ) -> Iterator[tuple[list[SegmentRef], pa.Table | None, int]]:
     """Consecutive segments of one table version to merge into one file, with the merged
     rows after the fold (None: a lone segment nothing was folded out of) and the number of
     rows folded away. Reads one group at a time."""
-    if len(refs) == 1 and refs[0].min_txn > fold_txn:
+    if len(refs) == 1 and _keeps(refs[0], fold_txn):
         yield list(refs), None, 0
         return
     group: list[SegmentRef] = []
     parts: list[pa.Table] = []
     rows = folded = 0
     for ref in refs:
-        table = read_segment(resolve(ref.path), ref)
+        table = read(ref)
         if parts and (rows + table.num_rows > MAX_ROWS or not parts[0].schema.equals(
             table.schema, check_metadata=True
         )):  # fmt: skip
@@ -221,7 +228,7 @@ def _groups(
 
 
 def _merge(group: list[SegmentRef], parts: list[pa.Table], fold_txn: int) -> pa.Table | None:
-    if len(group) == 1 and group[0].min_txn > fold_txn:
+    if len(group) == 1 and _keeps(group[0], fold_txn):
         return None
     return concat_rows(parts)
 
@@ -285,7 +292,12 @@ def _report(before: Manifest, after: Manifest, rows_dropped: int) -> CompactionR
     return CompactionReport(
         segments_before=len(before.segments),
         segments_after=len(after.segments),
-        bytes_before=sum(s.size for s in before.segments),
-        bytes_after=sum(s.size for s in after.segments),
+        bytes_before=_file_bytes(before),
+        bytes_after=_file_bytes(after),
         rows_dropped=rows_dropped,
     )
+
+
+def _file_bytes(manifest: Manifest) -> int:
+    """Bytes of the files a manifest names: references into one rotated WAL count it once."""
+    return sum({file_of(s.path): s.size for s in manifest.segments}.values())

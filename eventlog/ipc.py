@@ -18,11 +18,11 @@ import attrs
 import pyarrow as pa
 
 from eventlog import manifest as mf
-from eventlog import walbulk
+from eventlog import walbulk, walseg
 from eventlog.compact import compact_manifest, fold_point, rebase
 from eventlog.errors import CorruptionError, LogError, LogIOError, UnknownLogError
 from eventlog.events import Event, Transaction, TransactionInfo
-from eventlog.fsutil import remove_tree, try_lock, unlock
+from eventlog.fsutil import fsync_dir, remove_tree, try_lock, unlock
 from eventlog.groupcommit import GroupCommit
 from eventlog.hlc import Timestamp
 from eventlog.layout import MANIFEST_FILE, SEGMENTS, WAL_FILE, Layout, check_name
@@ -67,6 +67,7 @@ class IpcRecorder:
         self._group: GroupCommit[_Pending, Transaction] = GroupCommit(self._commit)
         self._compacting = threading.Lock()
         self._closed = False
+        self._dir_synced = True  # False: a rotation's rename awaits its directory fsync
 
     def _load(self, *, repair: bool) -> tuple[Manifest, Wal, list[Transaction]]:
         """Read manifest and WAL; retry if a writer elsewhere sealed in between."""
@@ -91,6 +92,7 @@ class IpcRecorder:
                 f"log {self._log_id} is being written by another process or store object"
             )
         try:
+            walseg.remove_leftovers(self._wal.path)
             manifest = mf.read(self._manifest_path)
             if manifest != self._manifest or self._wal.changed_on_disk():
                 tail = decode_tail(self._wal.reload(), manifest, self._wal.path)
@@ -165,6 +167,12 @@ class IpcRecorder:
         if self._closed:
             raise LogIOError(f"log {self._log_id} is closed")
         self._claim()
+        if not self._dir_synced:  # the WAL's own name must be durable before its frames
+            try:
+                fsync_dir(self._dir)
+            except OSError as exc:
+                raise LogIOError(f"cannot fsync log {self._log_id}: {exc}") from exc
+            self._dir_synced = True
         last = self._tail[-1].txn_id if self._tail else self._manifest.last_sealed_txn
         ids = range(last + 1, last + 1 + len(batch))
         self._wal.append([encode_payload(i, p.body) for i, p in zip(ids, batch, strict=True)])
@@ -209,6 +217,47 @@ class IpcRecorder:
             self._wal.reset()
         except LogIOError as exc:  # sealed frames left in the WAL are skipped on open
             log.warning("%s", exc)
+
+    def rotate(self) -> None:
+        """Make the unsealed transactions part of the manifest without rewriting them: the
+        WAL file becomes a shared segment file (walseg.py). A fork does this instead of a
+        seal, so its cost does not grow with the tail. Seals when the WAL cannot be trusted
+        as it is (after an I/O error) or the file system has no hard links."""
+        with self._group.exclusive():
+            if self._closed or not self._tail:
+                return
+            self._claim()
+            tail = self._tail
+            if not tail:
+                return
+            if not self._wal.trusted:
+                self._seal()
+                return
+            store = self._store
+            file = walseg.new_path()
+            store._pend([file])
+            try:
+                done = walseg.rotate(
+                    self._wal, tail, self._manifest, self._manifest_path, file, store.resolve
+                )
+            except walseg.CannotLink as exc:
+                log.info("log %s: %s; sealing its WAL instead of rotating it", self._log_id, exc)
+                self._seal()
+                return
+            except OSError as exc:  # the old manifest and WAL stand
+                raise LogIOError(f"cannot rotate the WAL of log {self._log_id}: {exc}") from exc
+            finally:
+                store._unpend([file])
+            store.wal_files.put(file, done.manifest.segments[-1].size, tail)
+            old = self._wal
+            with self._lock:
+                self._manifest = done.manifest
+                self._tail = []
+                self._wal = done.wal
+                self._dir_synced = done.dir_synced
+                self._head_cache = (done.manifest, tail[-1].info)
+            if done.wal is not old:
+                old.close()  # never reset: the file is shared now
 
     def compact(self, *, fold_txn: int = 0, fold_ts: Timestamp | None = None) -> CompactionReport:
         """See Store.compact. Seals first; appends wait only while the manifest is swapped,
@@ -309,7 +358,8 @@ class IpcStore:
         self._layout.ensure()
         self.seal_bytes = seal_bytes
         self.seal_txns = seal_txns
-        self.cache = SegmentCache(self.resolve)
+        self.wal_files = walseg.WalFiles(self.resolve)
+        self.cache = SegmentCache(self.resolve, virtual=self.wal_files.table)
         self._lock = threading.RLock()
         self._open: dict[str, IpcRecorder] = {}
         self._pending: set[str] = set()  # shared files written but not yet in a manifest
@@ -358,7 +408,8 @@ class IpcStore:
             raise LogIOError(f"cannot create log {manifest.log_id!r}: {exc}") from exc
 
     def fork(self, source_id: str, target_id: str, *, until: int) -> IpcRecorder:
-        """Seal the source, then write a manifest naming its segments capped at `until`.
+        """Rotate the source's WAL (walseg.py), then write a manifest naming its segments
+        capped at `until`.
 
         Reads at most the one txns segment that straddles `until` (to find the last
         inherited txn); copies nothing.
@@ -368,7 +419,7 @@ class IpcStore:
             if self.exists(target_id):
                 raise LogError(f"log {target_id!r} already exists")
             source = self.open(source_id)
-            source.seal()
+            source.rotate()
             fork = source.manifest.forked(target_id, until)
             last = max(last_txn_id(fork, self.cache), fork.folded_txn)
             fork = attrs.evolve(fork, last_sealed_txn=last, inherited_txn=last)
@@ -469,3 +520,4 @@ class IpcStore:
                 rec.close()
             self._open.clear()
             self.cache.clear()
+            self.wal_files.clear()

@@ -3,9 +3,12 @@
     logs/<log_id>/wal            committed transactions not yet sealed (see wal.py)
     logs/<log_id>/manifest.json  the segments and checkpoints making up the sealed history
     segments/<uuid>.arrow        sealed transactions, shared by every log that refers to them
+    segments/<uuid>.wal          a log's WAL as a fork rotated it out (see walseg.py), shared
     <kind>/<uuid><suffix>        other shared files (checkpoints), from `new_file_path`
 
 Manifests name shared files by store-relative POSIX paths, so a store directory can move.
+A path may end in a `#fragment` naming a part of the file (walseg.py); the fragment is not
+part of the file's name.
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ MANIFEST_FILE = "manifest.json"
 #: Present in every directory of shared files that `gc` may clean, besides segments/.
 SHARED_MARKER = ".asof-shared"
 _NAME = re.compile(r"[a-z0-9_-]{1,128}")
+#: Separates a file's store-relative path from the part of it a reference means.
+FRAGMENT = "#"
+
+
+def file_of(relative: str) -> str:
+    """The file a (maybe virtual, `file#part`) store-relative path lies in."""
+    return relative.split(FRAGMENT, 1)[0]
 
 
 def check_name(name: str, what: str = "log id") -> str:
@@ -98,7 +108,7 @@ class Layout:
         ]
 
     def resolve(self, relative: str) -> Path:
-        path = Path(relative)
+        path = Path(file_of(relative))
         if path.is_absolute() or ".." in path.parts:
             raise ValueError(f"not a store-relative path: {relative!r}")
         return self.root / path

@@ -12,10 +12,11 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from eventlog import manifest as mf
+from eventlog import walseg
 from eventlog.errors import CorruptionError, LogError
 from eventlog.fsutil import TMP_PREFIX, TRASH_PREFIX
-from eventlog.layout import SHARED_MARKER, WAL_FILE, Layout
-from eventlog.segment import check_file
+from eventlog.layout import SHARED_MARKER, WAL_FILE, Layout, file_of
+from eventlog.segment import SegmentRef, check_file
 from eventlog.wal import decode_payload, scan_file
 
 
@@ -24,7 +25,7 @@ def referenced(layout: Layout) -> set[str]:
     refs: set[str] = set()
     for log_id in layout.log_ids():
         m = mf.read(layout.manifest_path(log_id))
-        refs.update(s.path for s in m.segments)
+        refs.update(file_of(s.path) for s in m.segments)  # a rotated WAL: any part of it
         refs.update(c.path for c in m.checkpoints)
     return refs
 
@@ -69,8 +70,22 @@ def verify(layout: Layout, log_ids: Iterable[str]) -> list[str]:
         except LogError as exc:
             problems.append(f"log {name}: {exc}")
         else:
-            files = [(s.path, s.size, s.crc32, "segment") for s in m.segments]
+            files = [
+                (s.path, s.size, s.crc32, "segment")
+                for s in m.segments
+                if not walseg.is_virtual(s.path)
+            ]
             files += [(c.path, c.size, c.checksum, "checkpoint") for c in m.checkpoints]
+            rotated: dict[str, list[SegmentRef]] = {}
+            for s in m.segments:
+                if walseg.is_virtual(s.path):
+                    rotated.setdefault(file_of(s.path), []).append(s)
+            for path, refs in rotated.items():
+                key = f"{path}#{sorted(r.path for r in refs)}"  # each log's references
+                if key not in checked:
+                    checked[key] = walseg.check(layout.resolve(path), path, refs)
+                if checked[key] is not None:
+                    problems.append(f"log {name}: {checked[key]}")
             for path, size, crc, what in files:
                 if path not in checked:
                     try:

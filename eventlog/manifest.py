@@ -19,6 +19,7 @@ from eventlog.errors import CorruptionError, LogError, LogIOError
 from eventlog.events import TransactionInfo
 from eventlog.fsutil import atomic_write
 from eventlog.hlc import Timestamp
+from eventlog.layout import FRAGMENT
 from eventlog.recorder import CheckpointRef, Lineage
 from eventlog.segment import SegmentRef
 
@@ -26,6 +27,9 @@ from eventlog.segment import SegmentRef
 #: compaction refuses them instead of reading folded-away rows of inherited segments.
 FORMAT = 1
 FOLDED_FORMAT = 2
+#: Format 3 is written only for manifests naming parts of rotated WAL files (walseg.py), so
+#: that code predating them refuses the log instead of reading (or collecting) them wrongly.
+ROTATED_FORMAT = 3
 
 
 @attrs.frozen
@@ -91,8 +95,10 @@ class Manifest:
             "last_sealed_txn": self.last_sealed_txn,
             "inherited_txn": self.inherited_txn,  # older readers ignore it harmlessly
         }
+        if any(FRAGMENT in s.path for s in self.segments):
+            data["format"] = ROTATED_FORMAT
         if self.folded_ts is not None:
-            data["format"] = FOLDED_FORMAT
+            data["format"] = max(data["format"], FOLDED_FORMAT)
             data["folded_txn"] = self.folded_txn
             data["folded_ts"] = [self.folded_ts.physical, self.folded_ts.logical]
             data["folded_sql"] = self.folded_sql
@@ -100,7 +106,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Manifest:
-        if data["format"] not in (FORMAT, FOLDED_FORMAT):
+        if data["format"] not in (FORMAT, FOLDED_FORMAT, ROTATED_FORMAT):
             raise ValueError(f"unsupported manifest format {data['format']!r}")
         lineage = tuple(Lineage(x["source_id"], x["until"]) for x in data["lineage"])
         last_sealed = data["last_sealed_txn"]

@@ -41,14 +41,21 @@ class _Run:
         self.stamps.append(txn.ts.physical)
         self.seqs.append(seq)
 
-    def write(self, resolve: Callable[[str], Path]) -> SegmentRef:
-        table = concat_rows([prefix_log_meta(self.parts, self.txns, self.stamps, self.seqs)])
-        size, crc = write_segment(resolve(self.path), table)
+    def table(self) -> pa.Table:
+        """The rows segment's content."""
+        return concat_rows([prefix_log_meta(self.parts, self.txns, self.stamps, self.seqs)])
+
+    def ref(self, rows: int, size: int, crc: int) -> SegmentRef:
         table_id, version = self.key
         return SegmentRef(
             self.path, ROWS, table_id, version, min(self.txns), max(self.txns),
-            min(self.stamps), max(self.stamps), table.num_rows, size, crc,
+            min(self.stamps), max(self.stamps), rows, size, crc,
         )  # fmt: skip
+
+    def write(self, resolve: Callable[[str], Path]) -> SegmentRef:
+        table = self.table()
+        size, crc = write_segment(resolve(self.path), table)
+        return self.ref(table.num_rows, size, crc)
 
 
 def plan(
@@ -84,22 +91,16 @@ def write_segments(
     """
     refs = [run.write(resolve) for run in runs]
     size, crc = write_segment(resolve(txns_path), txn_table(tail, located))
-    stamps = [t.ts.physical for t in tail]
-    refs.append(
-        SegmentRef(
-            txns_path,
-            TXNS,
-            None,
-            0,
-            tail[0].txn_id,
-            tail[-1].txn_id,
-            min(stamps),
-            max(stamps),
-            len(tail),
-            size,
-            crc,
-        )  # fmt: skip
-    )
+    refs.append(txns_ref(tail, txns_path, size, crc))
     for directory in {resolve(r.path).parent for r in refs}:
         fsync_dir(directory)
     return refs
+
+
+def txns_ref(tail: Sequence[Transaction], path: str, size: int, crc: int) -> SegmentRef:
+    """The reference to the txns segment of `tail`."""
+    stamps = [t.ts.physical for t in tail]
+    return SegmentRef(
+        path, TXNS, None, 0, tail[0].txn_id, tail[-1].txn_id,
+        min(stamps), max(stamps), len(tail), size, crc,
+    )  # fmt: skip

@@ -27,6 +27,7 @@ from eventlog.errors import CorruptionError, LogIOError
 from eventlog.events import Transaction
 from eventlog.fsutil import file_crc32
 from eventlog.hlc import Timestamp
+from eventlog.layout import FRAGMENT
 
 ROWS = "rows"
 TXNS = "txns"
@@ -40,6 +41,8 @@ class SegmentRef:
 
     until: a fork's cap (µs): only transactions with ts.physical <= until are visible
     through this reference, whatever else the shared file holds.
+    A path `file#part` is virtual: a part of a rotated WAL file (walseg.py), for which size
+    is the length of the file's frames region and crc32 is 0 (its frames check themselves).
     """
 
     path: str  # relative to the store root
@@ -278,10 +281,12 @@ class SegmentCache:
         self,
         resolve: Callable[[str], Path],
         *,
+        virtual: Callable[[SegmentRef], pa.Table] | None = None,
         max_entries: int = 64,
         max_bytes: int = 256 << 20,
     ) -> None:
         self._resolve = resolve
+        self._virtual = virtual  # reads `file#part` references (rotated WALs, walseg.py)
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._max_entries = max_entries
         self._max_bytes = max_bytes
@@ -294,7 +299,7 @@ class SegmentCache:
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry
-        entry = _Entry(read_segment(self._resolve(ref.path), ref))
+        entry = _Entry(self._load(ref))
         with self._lock:
             self._entries[key] = entry
             total = sum(e.table.nbytes for e in self._entries.values())
@@ -305,8 +310,19 @@ class SegmentCache:
                 total -= old.table.nbytes
         return entry
 
+    def _load(self, ref: SegmentRef) -> pa.Table:
+        if self._virtual is not None and FRAGMENT in ref.path:
+            return self._virtual(ref)
+        return read_segment(self._resolve(ref.path), ref)
+
     def table(self, ref: SegmentRef) -> pa.Table:
         return self._entry(ref).table
+
+    def read(self, ref: SegmentRef) -> pa.Table:
+        """A segment's content, not kept (compaction reads each file once)."""
+        with self._lock:
+            entry = self._entries.get(f"{ref.path}:{ref.crc32}")
+        return entry.table if entry is not None else self._load(ref)
 
     def records(self, ref: SegmentRef) -> list[TxnRecord]:
         """The transactions of a txns segment, in txn order."""

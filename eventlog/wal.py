@@ -40,6 +40,7 @@ import zstandard
 from eventlog import walbulk
 from eventlog.errors import CorruptionError, LogIOError
 from eventlog.events import Event, Transaction
+from eventlog.fsutil import atomic_write
 from eventlog.hlc import Timestamp
 
 MAGIC = b"AWL1"
@@ -227,7 +228,10 @@ class Wal:
         if self._fd is None or self._end is None:
             return True
         try:
-            size = os.fstat(self._fd).st_size
+            stat = os.fstat(self._fd)
+            if os.stat(self.path).st_ino != stat.st_ino:
+                return True  # the file was replaced (a fork rotated it out, see walseg.py)
+            size = stat.st_size
             if size <= self._end:
                 return size != self._end
             return any(os.pread(self._fd, HEADER_SIZE, self._end))
@@ -276,6 +280,17 @@ class Wal:
     def size(self) -> int:
         return self._end or 0
 
+    @property
+    def trusted(self) -> bool:
+        """Whether the file is known to hold exactly `size` bytes of good frames."""
+        return not self._closed and not self._suspect and None not in (self._fd, self._end)
+
+    def trim(self) -> None:
+        """Cut the zero-filled room to grow (only zeros go), before the file is shared."""
+        assert self._fd is not None and self._end is not None
+        _truncate(self._fd, self._end)
+        self._allocated = self._end
+
     def append(self, payloads: Sequence[bytes]) -> None:
         """Append one frame per payload and fsync them all, or raise LogIOError."""
         if self._closed:
@@ -318,8 +333,13 @@ class Wal:
             if self._suspect or self._fd is None:
                 self._reopen(verify=False)
             assert self._fd is not None
-            _truncate(self._fd, 0)
-            _fsync(self._fd)
+            if os.fstat(self._fd).st_nlink > 1:
+                # A rotated WAL shares this file (walseg.py): replace it, never cut it.
+                atomic_write(self.path, b"")
+                self._reopen(verify=False)
+            else:
+                _truncate(self._fd, 0)
+                _fsync(self._fd)
             self._allocated = 0
         except (OSError, LogIOError) as exc:
             self._suspect = True

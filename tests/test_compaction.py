@@ -79,3 +79,30 @@ def test_compaction_folds_history_older_than_the_retention_window(tmp_path):
         assert cluster.check(deep=True) == []
     finally:
         cluster.close()
+
+
+def test_a_clone_right_after_a_bulk_load_shares_the_wal_until_gc_frees_it(tmp_path):
+    root = tmp_path / "data"
+    with Cluster.open(root) as cluster:
+        cluster.sql("CREATE DATABASE p")
+        db = cluster.database("p")
+        db.sql("CREATE TABLE t (k BIGINT, v BIGINT)")
+        db.sql("INSERT INTO t SELECT i, i % 7 FROM range(200000) r(i)")  # a bulk WAL frame
+        cluster.clone("p", "c")  # rotates p's WAL: no segment written
+        assert list((root / "segments").glob("*.wal")) and _segments_bytes(root) == 0
+        clone = cluster.database("c")
+        expected = [(v, len(range(v, 200000, 7))) for v in range(7)]
+        query = "SELECT v, count(*) FROM t GROUP BY v ORDER BY v"
+        assert clone.sql(query).fetchall() == expected
+        db.sql("INSERT INTO t VALUES (-1, -1)")
+        assert cluster.check(deep=True) == []
+        cluster.compact("p")
+        assert not [p for p in cluster.gc() if p.endswith(".wal")]  # the clone still reads it
+    with Cluster.open(root) as cluster:
+        assert cluster.database("c").sql(query).fetchall() == expected
+        assert cluster.database("p").sql("SELECT count(*) FROM t").fetchall() == [(200001,)]
+        assert cluster.check(deep=True) == []
+        cluster.sql("DROP DATABASE c")
+        assert [p for p in cluster.gc() if p.endswith(".wal")]
+        assert not list((root / "segments").glob("*.wal"))
+        assert cluster.check(deep=True) == []
