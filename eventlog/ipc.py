@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from eventlog.events import Event, Transaction, TransactionInfo
 from eventlog.fsutil import fsync_dir, remove_tree, try_lock, unlock
 from eventlog.groupcommit import GroupCommit
 from eventlog.hlc import Timestamp
+from eventlog.holds import ReadHolds
 from eventlog.layout import MANIFEST_FILE, SEGMENTS, WAL_FILE, Layout, check_name
 from eventlog.maintenance import collect_garbage, verify
 from eventlog.manifest import Manifest
@@ -122,7 +122,7 @@ class IpcRecorder:
     def _view(self) -> LogView:
         with self._lock:
             view = LogView(self._manifest, self._tail[:], self._store.cache)
-        self._store._hold(view)
+        self._store.holds.hold(view)
         return view
 
     def head(self) -> TransactionInfo | None:
@@ -364,9 +364,7 @@ class IpcStore:
         self._open: dict[str, IpcRecorder] = {}
         self._pending: set[str] = set()  # shared files written but not yet in a manifest
         self._pending_lock = threading.Lock()
-        # Manifests that reads in progress still use (a read may outlive a compaction that
-        # replaced its manifest): gc keeps their files. Keyed by id, counted per view.
-        self._held: dict[int, tuple[Manifest, int]] = {}
+        self.holds = ReadHolds()  # files reads in progress still need: gc keeps them
 
     @property
     def root(self) -> Path:
@@ -469,29 +467,11 @@ class IpcStore:
         with self._pending_lock:
             self._pending.difference_update(paths)
 
-    def _hold(self, view: LogView) -> None:
-        """Keep `view`'s files from gc for as long as the view (and any read on it) lives."""
-        manifest = view.manifest
-        key = id(manifest)
-        with self._pending_lock:
-            held = self._held.get(key)
-            self._held[key] = (manifest, held[1] + 1 if held else 1)
-        weakref.finalize(view, self._let_go, key)
-
-    def _let_go(self, key: int) -> None:
-        with self._pending_lock:
-            manifest, count = self._held[key]
-            if count > 1:
-                self._held[key] = (manifest, count - 1)
-            else:
-                del self._held[key]
-
     def _in_use(self) -> tuple[str, ...]:
         """Files being written, and files of manifests that reads still use."""
         with self._pending_lock:
-            held = [m for m, _ in self._held.values()]
             pending = tuple(self._pending)
-        return pending + tuple(s.path for m in held for s in m.segments)
+        return pending + tuple(self.holds.files())
 
     def resolve(self, relative: str) -> Path:
         return self._layout.resolve(relative)
