@@ -271,6 +271,7 @@ class _Entry:
     table: pa.Table
     records: list[TxnRecord] | None = None
     index: dict[tuple[int, int], tuple[int, int]] | None = None
+    nbytes: int = 0
 
 
 class SegmentCache:
@@ -282,7 +283,7 @@ class SegmentCache:
         resolve: Callable[[str], Path],
         *,
         virtual: Callable[[SegmentRef], pa.Table] | None = None,
-        max_entries: int = 64,
+        max_entries: int = 1024,  # many small segments (forks, small seals): bytes bound it
         max_bytes: int = 256 << 20,
     ) -> None:
         self._resolve = resolve
@@ -290,6 +291,7 @@ class SegmentCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._max_entries = max_entries
         self._max_bytes = max_bytes
+        self._bytes = 0  # of the entries held (Table.nbytes is too slow to sum per read)
         self._lock = threading.Lock()
 
     def _entry(self, ref: SegmentRef) -> _Entry:
@@ -299,15 +301,19 @@ class SegmentCache:
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry
-        entry = _Entry(self._load(ref))
+        table = self._load(ref)
+        entry = _Entry(table, nbytes=table.get_total_buffer_size())
         with self._lock:
+            replaced = self._entries.pop(key, None)
+            if replaced is not None:
+                self._bytes -= replaced.nbytes
             self._entries[key] = entry
-            total = sum(e.table.nbytes for e in self._entries.values())
+            self._bytes += entry.nbytes
             while len(self._entries) > 1 and (
-                len(self._entries) > self._max_entries or total > self._max_bytes
+                len(self._entries) > self._max_entries or self._bytes > self._max_bytes
             ):
                 _, old = self._entries.popitem(last=False)
-                total -= old.table.nbytes
+                self._bytes -= old.nbytes
         return entry
 
     def _load(self, ref: SegmentRef) -> pa.Table:
@@ -342,6 +348,7 @@ class SegmentCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
 
 
 #: Columns a rows segment has that an event's rows do not.

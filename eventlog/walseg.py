@@ -155,7 +155,7 @@ class WalFiles:
     shared by every log of a store, like the segment cache. Thread-safe."""
 
     def __init__(
-        self, resolve: Callable[[str], Path], *, max_files: int = 4, max_bytes: int = 256 << 20
+        self, resolve: Callable[[str], Path], *, max_files: int = 64, max_bytes: int = 256 << 20
     ) -> None:
         self._resolve = resolve
         self._max_files = max_files

@@ -182,3 +182,20 @@ def test_reformatted_manifest_with_the_same_content_is_rejected(tmp_path: Path) 
     data = json.loads(mf.encode(_manifest()))
     with pytest.raises(CorruptionError):
         mf.decode(json.dumps(data).encode(), tmp_path / "m")
+
+
+def test_segment_cache_keeps_within_its_byte_budget(tmp_path: Path) -> None:
+    refs = []
+    for i in range(6):
+        table = _with_meta(pa.table({"k": list(range(i * 1000, (i + 1) * 1000))}), i + 1, i, 0)
+        size, crc = write_segment(tmp_path / f"s{i}.arrow", table)
+        refs.append(_ref(f"s{i}.arrow", size, crc, row_count=1000))
+    one = SegmentCache(lambda p: tmp_path / p).table(refs[0]).get_total_buffer_size()
+    cache = SegmentCache(lambda p: tmp_path / p, max_bytes=3 * one)
+    for ref in refs:
+        assert cache.table(ref).num_rows == 1000
+    assert len(cache._entries) == 3  # the oldest went first
+    assert cache._bytes == sum(e.nbytes for e in cache._entries.values()) <= 3 * one
+    assert cache.table(refs[-1]).column("k")[0].as_py() == 5000  # still cached
+    cache.clear()
+    assert cache._bytes == 0
