@@ -7,7 +7,7 @@ import pytest
 
 from queryapi import DataError, InterfaceError, ProgrammingError, ReadOnlyError
 from queryapi.snapshots import HostedSnapshot, LiveSnapshot
-from tests.support import head_ts, table_rows, tick
+from support import head_ts, table_rows, tick
 
 
 @pytest.fixture

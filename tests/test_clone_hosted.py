@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from queryapi import Cluster
-from tests.support import table_rows, tick
+from support import table_rows, tick
 
 ROWS = sorted(((i, i % 3) for i in range(20)), key=repr)  # table_rows' order
 
