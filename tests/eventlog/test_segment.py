@@ -184,6 +184,19 @@ def test_reformatted_manifest_with_the_same_content_is_rejected(tmp_path: Path) 
         mf.decode(json.dumps(data).encode(), tmp_path / "m")
 
 
+def test_manifest_bytes_are_checked_without_re_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = mf.encode(_manifest())
+    monkeypatch.setattr(mf, "_canonical", lambda data: pytest.fail("re-encoded"))
+    assert mf.decode(raw, tmp_path / "m") == _manifest()
+    for i in range(0, len(raw), max(1, len(raw) // 40)):  # any flipped byte is caught
+        bad = bytearray(raw)
+        bad[i] ^= 0x01
+        with pytest.raises(CorruptionError):
+            mf.decode(bytes(bad), tmp_path / "m")
+
+
 def test_segment_cache_keeps_within_its_byte_budget(tmp_path: Path) -> None:
     refs = []
     for i in range(6):
