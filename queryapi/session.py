@@ -309,7 +309,9 @@ class Session:
             event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None))
             self.emit(self.recorder.prepare(event))
             return Result.count(n)
-        out = _arrow(self.cur.sql(plan.sql, params=params))
+        rel = self.cur.sql(plan.sql, params=params)
+        types = [str(t) for t in rel.types] if plan.user_returning else []
+        out = _arrow(rel)
         width = len(table.columns) + 1
         captured = out.select(list(range(width)))
         if plan.user_returning:
@@ -327,7 +329,7 @@ class Session:
         if plan.user_returning:
             user = out.select(list(range(width, out.num_columns)))
             keep = [i for i, n in enumerate(user.column_names) if n != ROW_ID]
-            return Result(user.select(keep))
+            return Result(user.select(keep), types=[types[width + i] for i in keep])
         return Result.count(captured.num_rows)
 
     def _insert_captured(self, plan: DmlPlan, rows: pa.Table) -> Result:

@@ -36,3 +36,15 @@ def test_fetchone_and_as_of_convert_too(cluster) -> None:
     assert db.sql("SELECT * FROM t").fetchone() == expected
     with db.as_of(head_ts(db)) as old:
         assert old.sql("SELECT * FROM t").fetchall() == [expected]
+
+
+def test_returning_converts_like_duckdb(cluster) -> None:
+    db = cluster.create_database("d")
+    db.sql("CREATE TABLE t (u UUID, m MAP(VARCHAR, INTEGER), n INTEGER)")
+    insert = "INSERT INTO t VALUES (uuid '12345678-1234-5678-1234-567812345678', MAP {'k': 7}, 1)"
+    ref = duckdb.connect()
+    ref.execute("CREATE TABLE t (u UUID, m MAP(VARCHAR, INTEGER), n INTEGER)")
+    expected = ref.execute(insert + " RETURNING m, u, n + 1").fetchall()
+    assert db.sql(insert + " RETURNING m, u, n + 1").fetchall() == expected
+    update = "UPDATE t SET n = n + 1 RETURNING *"
+    assert db.sql(update).fetchall() == ref.execute(update).fetchall()
