@@ -110,15 +110,19 @@ class DatabaseRuntime:
         self.sync()
         return projection.cursor()
 
-    def sync(self) -> None:
-        """Apply rows the fast insert path committed, before anything reads the projection."""
-        if not self.pending:
-            return
+    def acquire_write_lock(self) -> None:
+        """Take the write lock, or raise OperationalError after `lock_timeout`."""
         if not self.write_lock.acquire(timeout=self.lock_timeout):
             raise OperationalError(
                 f"database {self.name!r} is locked by another write transaction for more "
                 f"than {self.lock_timeout:g} s; retry later"
             )
+
+    def sync(self) -> None:
+        """Apply rows the fast insert path committed, before anything reads the projection."""
+        if not self.pending:
+            return
+        self.acquire_write_lock()
         try:
             self.flush()
         finally:

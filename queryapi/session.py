@@ -30,7 +30,6 @@ from queryapi.errors import (
     AsofError,
     CorruptionError,
     NotSupportedError,
-    OperationalError,
     ProgrammingError,
     ReadOnlyError,
 )
@@ -95,8 +94,12 @@ class Session:
     def _follow_projection(self) -> None:
         """Move to the runtime's current projection if it was replaced (a hosted clone state
         promoted to its file); never inside a transaction, which holds the write lock."""
-        rt = getattr(self, "rt", None)
-        if rt is None or self._holding or self._generation == rt.generation:
+        if self.rt is not None and not self._holding:
+            self._use_current_projection()
+
+    def _use_current_projection(self) -> None:
+        rt = self.rt
+        if self._generation == rt.generation:
             return
         old = self.cur
         self.cur = rt.projection.cursor()
@@ -262,12 +265,17 @@ class Session:
 
     def materialize(self, table_id: int) -> None:
         """Copy a table a clone still shares into the clone before writing to it."""
+        lazy = self._lazy_tables()
+        if table_id in lazy:
+            materialize(self.cur, table_id)
+            lazy.discard(table_id)
+
+    def _lazy_tables(self) -> set[int]:
+        """Tables a clone still shares with its source (cached until the next DDL)."""
         cache = self.rt.catalog_cache
         if cache.lazy is None:
             cache.lazy = lazy_ids(self.cur)
-        if table_id in cache.lazy:
-            materialize(self.cur, table_id)
-            cache.lazy.discard(table_id)
+        return cache.lazy
 
     def _sequence_values(self) -> dict[str, int | None]:
         cache = self.rt.catalog_cache
@@ -395,10 +403,10 @@ class Session:
             return None  # the general path raises it
         cache = self.rt.catalog_cache
         if info.table_id not in cache.fast:
-            if cache.lazy is None:
-                cache.lazy = lazy_ids(self.cur)
             cache.fast[info.table_id] = (
-                None if info.table_id in cache.lazy else fastinsert.fast_table(self.cur, info)
+                None
+                if info.table_id in self._lazy_tables()
+                else fastinsert.fast_table(self.cur, info)
             )
         table = cache.fast[info.table_id]
         if table is None:
@@ -429,11 +437,7 @@ class Session:
         return Result.empty()
 
     def _begin(self) -> None:
-        if not self.rt.write_lock.acquire(timeout=self.rt.lock_timeout):
-            raise OperationalError(
-                f"database {self.rt.name!r} is locked by another write transaction for more "
-                f"than {self.rt.lock_timeout:g} s; retry later"
-            )
+        self.rt.acquire_write_lock()
         self._holding = True
         try:
             self.rt.check_writable()
@@ -441,10 +445,7 @@ class Session:
             self.rt.next_row_id = None  # DuckDB hands out row ids until the next fast insert
             if self.rt.hosted:  # the first write gives a fresh clone its projection file
                 self.rt.promote()
-            if self._generation != self.rt.generation:
-                self.cur.close()
-                self.cur = self.rt.projection.cursor()
-                self._generation = self.rt.generation
+            self._use_current_projection()
             self.cur.execute("BEGIN TRANSACTION")
             self._seq_before = self._sequence_values()
         except BaseException as exc:

@@ -50,16 +50,9 @@ def _typed_rows(lo: int, hi: int) -> str:
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    c = Cluster.open(tmp_path / "data")
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def db(cluster):
-    cluster.sql("CREATE DATABASE d")
-    return cluster.database("d")
+def db(disk_cluster):
+    disk_cluster.sql("CREATE DATABASE d")
+    return disk_cluster.database("d")
 
 
 @pytest.fixture
