@@ -8,7 +8,7 @@ row meta columns (`_op`, `_rid`), followed by the table's own columns.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -45,6 +45,7 @@ class Event:
     version: the table's schema version the rows conform to.
     data: JSON-serialisable details (names, DDL, sequence values, ...).
     rows: row images for row changes: `_op` int8, `_rid` int64, then the table's columns.
+        A writer may pass one row as RowValues; what reads the log back gets a table.
     prepared: the log's encoding of `rows`, already under way (see walbulk.prepare) so a
         large commit does not start it only once it is ready to write; not part of the value.
     """
@@ -53,12 +54,75 @@ class Event:
     table_id: int | None = None
     version: int = 0
     data: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_data)
-    rows: pa.Table | None = attrs.field(default=None, eq=False)
+    rows: pa.Table | RowValues | None = attrs.field(default=None, eq=False)
     prepared: Future[Any] | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def row_count(self) -> int:
         return 0 if self.rows is None else self.rows.num_rows
+
+
+@attrs.frozen
+class RowValues:
+    """One row image as plain Python values, not yet an Arrow table.
+
+    A single-row commit logs the values as they are (WAL format 3) and leaves building
+    Arrow to whoever reads many such rows at once (`rows_table`): a one-row table costs
+    about as much to build and serialise as the rest of the commit's Python together.
+
+    schema: the event layout (`_op`, `_rid`, then the table's columns).
+    schema_bytes: `schema` as an IPC schema message, which the WAL frame carries.
+    values: `(op, rid, *columns)`, each already known to convert to its field's type.
+    """
+
+    schema: pa.Schema = attrs.field(eq=False)
+    schema_bytes: bytes
+    values: tuple[Any, ...]
+
+    @property
+    def num_rows(self) -> int:
+        return 1
+
+
+def rows_table(schema: pa.Schema, rows: Sequence[Sequence[Any]]) -> pa.Table:
+    """Rows of Python values (one tuple per row, in `schema`'s order) as one Arrow table."""
+    columns = zip(*rows, strict=True) if rows else ([] for _ in schema)
+    arrays = [pa.array(list(c), f.type) for c, f in zip(columns, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def materialize(txns: Sequence[Transaction]) -> list[Transaction]:
+    """`txns` with every RowValues made a one-row table, built a table at a time."""
+    groups: dict[bytes, list[tuple[int, int]]] = {}
+    for i, txn in enumerate(txns):
+        for j, event in enumerate(txn.events):
+            if isinstance(event.rows, RowValues):
+                groups.setdefault(event.rows.schema_bytes, []).append((i, j))
+    if not groups:
+        return list(txns)
+    built: dict[tuple[int, int], pa.Table] = {}
+    for places in groups.values():
+        first = txns[places[0][0]].events[places[0][1]].rows
+        assert isinstance(first, RowValues)
+        values = [txns[i].events[j].rows.values for i, j in places]  # type: ignore[union-attr]
+        table = rows_table(first.schema, values)
+        for n, place in enumerate(places):
+            built[place] = table.slice(n, 1)
+    out: list[Transaction] = []
+    for i, txn in enumerate(txns):
+        if any((i, j) in built for j in range(len(txn.events))):
+            events = tuple(
+                attrs.evolve(e, rows=built[(i, j)]) if (i, j) in built else e
+                for j, e in enumerate(txn.events)
+            )
+            txn = attrs.evolve(txn, events=events)
+        out.append(txn)
+    return out
+
+
+def has_values(txn: Transaction) -> bool:
+    """Whether any of `txn`'s rows are still RowValues."""
+    return any(isinstance(e.rows, RowValues) for e in txn.events)
 
 
 @attrs.frozen

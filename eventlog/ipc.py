@@ -20,7 +20,7 @@ from eventlog import manifest as mf
 from eventlog import walbulk, walseg
 from eventlog.compact import compact_manifest, fold_point, rebase
 from eventlog.errors import CorruptionError, LogError, LogIOError, UnknownLogError
-from eventlog.events import Event, Transaction, TransactionInfo
+from eventlog.events import Event, Transaction, TransactionInfo, materialize
 from eventlog.fsutil import fsync_dir, remove_tree, try_lock, unlock
 from eventlog.groupcommit import GroupCommit
 from eventlog.hlc import Timestamp
@@ -33,6 +33,7 @@ from eventlog.recorder import CheckpointRef, CompactionReport, Lineage
 from eventlog.seal import plan, write_segments
 from eventlog.segment import SegmentCache
 from eventlog.wal import Wal, encode_body, encode_payload
+from eventlog.walrow import RowBody
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class IpcRecorder:
         self._dir = directory
         self._manifest_path = directory / MANIFEST_FILE
         self._writer_fd: int | None = None
+        self._deferred_from: int | None = None  # tail index of the first RowValues commit
         probe = try_lock(directory, shared=True)  # no writer: safe to cut a torn tail
         try:
             self._manifest, self._wal, self._tail = self._load(repair=probe is not None)
@@ -98,6 +100,7 @@ class IpcRecorder:
                 tail = decode_tail(self._wal.reload(), manifest, self._wal.path)
                 with self._lock:
                     self._manifest, self._tail = manifest, tail
+                    self._deferred_from = None
         except BaseException:
             unlock(fd)
             raise
@@ -121,7 +124,7 @@ class IpcRecorder:
 
     def _view(self) -> LogView:
         with self._lock:
-            view = LogView(self._manifest, self._tail[:], self._store.cache)
+            view = LogView(self._manifest, self._settle()[:], self._store.cache)
         self._store.holds.hold(view)
         return view
 
@@ -178,8 +181,19 @@ class IpcRecorder:
         self._wal.append([encode_payload(i, p.body) for i, p in zip(ids, batch, strict=True)])
         txns = [Transaction(i, p.ts, p.events, p.sql) for i, p in zip(ids, batch, strict=True)]
         with self._lock:
+            if self._deferred_from is None and any(isinstance(p.body, RowBody) for p in batch):
+                self._deferred_from = len(self._tail)
             self._tail.extend(txns)
         return txns
+
+    def _settle(self) -> list[Transaction]:
+        """The tail, with the rows of single-row commits (RowValues) built into Arrow, all
+        at once, before anything reads them; the caller holds self._lock."""
+        start = self._deferred_from
+        if start is not None:
+            self._tail[start:] = materialize(self._tail[start:])
+            self._deferred_from = None
+        return self._tail
 
     def seal(self) -> None:
         with self._group.exclusive():
@@ -189,7 +203,8 @@ class IpcRecorder:
             self._seal()
 
     def _seal(self) -> None:
-        tail = self._tail
+        with self._lock:
+            tail = self._settle()
         if not tail:
             return
         store = self._store
@@ -212,6 +227,7 @@ class IpcRecorder:
         with self._lock:
             self._manifest = new
             self._tail = []
+            self._deferred_from = None
             self._head_cache = (new, tail[-1].info)
         try:
             self._wal.reset()
@@ -227,7 +243,8 @@ class IpcRecorder:
             if self._closed or not self._tail:
                 return
             self._claim()
-            tail = self._tail
+            with self._lock:
+                tail = self._settle()
             if not tail:
                 return
             if not self._wal.trusted:
@@ -253,6 +270,7 @@ class IpcRecorder:
             with self._lock:
                 self._manifest = done.manifest
                 self._tail = []
+                self._deferred_from = None
                 self._wal = done.wal
                 self._dir_synced = done.dir_synced
                 self._head_cache = (done.manifest, tail[-1].info)
@@ -340,7 +358,7 @@ class IpcRecorder:
 class _Pending:
     """An encoded transaction waiting for its txn_id and a group commit."""
 
-    body: bytes
+    body: bytes | walbulk.BulkBody | RowBody
     events: tuple[Event, ...]
     ts: Timestamp
     sql: str | None

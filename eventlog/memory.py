@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from eventlog.errors import LogError, UnknownLogError
-from eventlog.events import Event, Transaction, TransactionInfo
+from eventlog.events import Event, Transaction, TransactionInfo, materialize
 from eventlog.hlc import Timestamp
 from eventlog.recorder import CheckpointRef, CompactionReport, Lineage
 from eventlog.rows import log_rows
@@ -80,7 +80,7 @@ class MemoryRecorder:
         with self._lock:
             last = (self._own or self._inherited or [self._folded])[-1]
             txn_id = 1 if last is None else last.txn_id + 1
-            txn = Transaction(txn_id, ts, tuple(events), sql)
+            txn = materialize([Transaction(txn_id, ts, tuple(events), sql)])[0]
             self._own.append(txn)
             return txn
 

@@ -21,7 +21,7 @@ from eventlog.events import Event, Transaction, TransactionInfo
 from eventlog.manifest import Manifest
 from eventlog.rows import log_rows
 from eventlog.segment import ROWS, TXNS, SegmentCache, TxnRecord
-from eventlog.wal import decode_payload
+from eventlog.wal import decode_payloads
 
 
 def tail_range(
@@ -40,8 +40,7 @@ def decode_tail(payloads: list[bytes], manifest: Manifest, path: Path) -> list[T
     """The WAL's unsealed transactions; frames the manifest already covers are skipped."""
     tail: list[Transaction] = []
     expected = manifest.last_sealed_txn + 1
-    for payload in payloads:
-        txn = decode_payload(payload, path)
+    for txn in decode_payloads(payloads, path):
         if txn.txn_id < expected and not tail:
             continue  # sealed already: a crash came between manifest and WAL truncation
         if txn.txn_id != expected:

@@ -6,7 +6,9 @@ The file is a sequence of frames, one per transaction:
     payload = zstd( u64 txn_id | u32 meta length | meta JSON | Arrow IPC stream per row event )
 
 That payload is format 1. Transactions with large rows (bulk loads) use format 2, whose row
-streams are compressed by Arrow per buffer and which starts with b"AWP2" (see walbulk.py).
+streams are compressed by Arrow per buffer and which starts with b"AWP2" (see walbulk.py);
+single-row commits use format 3, the row's values as JSON, which starts with b"AWP3" (see
+walrow.py).
 
 Checksums are zlib.crc32: in the standard library, hardware-assisted and fast enough that a
 frame costs far less to check than to fsync; it guards against torn and flipped bytes, not
@@ -37,9 +39,9 @@ import attrs
 import pyarrow as pa
 import zstandard
 
-from eventlog import walbulk
+from eventlog import walbulk, walrow
 from eventlog.errors import CorruptionError, LogIOError
-from eventlog.events import Event, Transaction
+from eventlog.events import Event, RowValues, Transaction, materialize, rows_table
 from eventlog.fsutil import atomic_write
 from eventlog.hlc import Timestamp
 
@@ -426,13 +428,18 @@ def _stream_bytes(rows: pa.Table) -> bytes:
 
 def encode_body(
     events: Sequence[Event], ts: Timestamp, sql: str | None
-) -> tuple[bytes | walbulk.BulkBody, tuple[Event, ...]]:
+) -> tuple[bytes | walbulk.BulkBody | walrow.RowBody, tuple[Event, ...]]:
     """A transaction without its txn_id, and its events as they will read back.
 
     Runs in the appending thread, before the txn_id is known, so concurrent appends encode
     their rows in parallel. `data` goes through JSON, so it reads back as JSON values.
-    Transactions with large rows get format 2 (walbulk.py), the others format 1.
+    Transactions with large rows get format 2 (walbulk.py), those of RowValues format 3
+    (walrow.py), the others format 1.
     """
+    if walrow.applies(events):
+        return walrow.encode_body(events, ts.physical, ts.logical, sql), tuple(events)
+    if any(isinstance(e.rows, RowValues) for e in events):
+        events = materialize([Transaction(0, ts, tuple(events), sql)])[0].events
     bulk = walbulk.is_bulk(events)
     metas: list[dict[str, object]] = []
     blobs: list[bytes | pa.Buffer] = []
@@ -469,8 +476,8 @@ def encode_body(
     return body, tuple(normalized)
 
 
-def encode_payload(txn_id: int, body: bytes | walbulk.BulkBody) -> bytes:
-    if isinstance(body, walbulk.BulkBody):
+def encode_payload(txn_id: int, body: bytes | walbulk.BulkBody | walrow.RowBody) -> bytes:
+    if isinstance(body, walbulk.BulkBody | walrow.RowBody):
         return body.payload(txn_id)
     raw = struct.pack("<Q", txn_id) + body
     if len(raw) > _THREADED_ABOVE:  # a large transaction without large rows (long SQL)
@@ -478,13 +485,18 @@ def encode_payload(txn_id: int, body: bytes | walbulk.BulkBody) -> bytes:
     return _compressor().compress(raw)
 
 
-def decode_payload(payload: bytes, path: Path) -> Transaction:
-    """The transaction in a frame's payload (either format); CorruptionError if it does not
-    decode."""
+def decode_payload(payload: bytes, path: Path, *, deferred: bool = False) -> Transaction:
+    """The transaction in a frame's payload (any format); CorruptionError if it does not
+    decode. `deferred` leaves format 3 rows as RowValues, for the caller to build many at
+    once (`events.materialize`)."""
     try:
         if walbulk.is_bulk_payload(payload):
             txn_id, zmeta, offset = walbulk.split_payload(payload)
             meta = json.loads(_decompressor().decompress(zmeta))
+            buf = pa.py_buffer(payload)
+        elif walrow.is_payload(payload):
+            txn_id, raw_meta, offset = walrow.split_payload(payload)
+            meta = json.loads(raw_meta)
             buf = pa.py_buffer(payload)
         else:
             raw = _decompressor().decompress(payload)
@@ -500,7 +512,12 @@ def decode_payload(payload: bytes, path: Path) -> Transaction:
                 length = item["rows"]
                 if offset + length > buf.size:
                     raise ValueError("row stream past the end of the payload")
-                rows = pa.ipc.open_stream(buf.slice(offset, length)).read_all()
+                if "values" in item:
+                    rows = walrow.row_values(buf.slice(offset, length), item["values"])
+                    if not deferred:
+                        rows = rows_table(rows.schema, [rows.values])
+                else:
+                    rows = pa.ipc.open_stream(buf.slice(offset, length)).read_all()
                 offset += length
                 if item.get("rid_from") is not None:
                     rows = walbulk.with_row_ids(rows, int(item["rid_from"]))
@@ -517,3 +534,12 @@ def decode_payload(payload: bytes, path: Path) -> Transaction:
         struct.error,
     ) as exc:
         raise CorruptionError(f"WAL {path}: undecodable frame: {exc}", str(path)) from exc
+
+
+def decode_payloads(payloads: Sequence[bytes], path: Path) -> list[Transaction]:
+    """decode_payload for many frames, with single-row transactions' tables built at once."""
+    txns = [decode_payload(p, path, deferred=True) for p in payloads]
+    try:
+        return materialize(txns)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+        raise CorruptionError(f"WAL {path}: undecodable row values: {exc}", str(path)) from exc

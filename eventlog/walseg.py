@@ -52,7 +52,7 @@ from eventlog.layout import FRAGMENT, SEGMENTS, file_of
 from eventlog.manifest import Manifest
 from eventlog.seal import plan, txns_ref
 from eventlog.segment import TXNS, SegmentRef, txn_table
-from eventlog.wal import Wal, decode_payload, scan
+from eventlog.wal import Wal, decode_payloads, scan
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def decode_file(path: Path, size: int, name: str) -> list[Transaction]:
             f"segment {name} fails its checksum: bad WAL frame at offset {found.good_end}",
             str(path),
         )
-    return [decode_payload(f.payload, Path(name)) for f in found.frames]
+    return decode_payloads([f.payload for f in found.frames], Path(name))
 
 
 def select(txns: Sequence[Transaction], path: str) -> list[Transaction]:

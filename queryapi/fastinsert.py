@@ -1,12 +1,14 @@
 """Single-row `INSERT … VALUES (?, …)` without a DuckDB round trip before the commit.
 
-A one-row insert of parameters into a table with no constraint, default, generated column
-or unique index can fail only on its values' types, and those are checked here: each value
-must be of a Python type that converts to the column's Arrow type exactly as DuckDB would
-store it. Such a row's image (with its new row id) is known without asking DuckDB, so the
-commit logs it and returns, and the projection applies it later, together with the rows
-committed after it, before anything reads the projection (`DatabaseRuntime.sync`). Every
-other statement, and every value that does not pass the checks, takes the general path.
+A one-row insert of parameters into a table with no CHECK, key, default, generated column or
+unique index can fail only on NOT NULL and on its values' types, and those are checked here:
+each value must be of a Python type that converts to the column's Arrow type exactly as
+DuckDB would store it (integers within the column's range, no lone surrogates in strings).
+Such a row's image (with its new row id) is known without asking DuckDB, so the commit logs
+its values (`RowValues`, WAL format 3) and returns, and the projection applies it later,
+together with the rows committed after it, before anything reads the projection
+(`DatabaseRuntime.sync`). Every other statement, and every value that does not pass the
+checks, takes the general path.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import attrs
 import duckdb
 import pyarrow as pa
 
-from eventlog.events import RowOp
+from eventlog.events import RowOp, RowValues
 from projections.naming import ROW_ID, STORAGE_SCHEMA, storage_table
 from queryapi.dml import TableInfo
 from queryapi.statements import Name, Statement, read_name, unquote
@@ -42,8 +44,10 @@ class FastTable:
 
     info: TableInfo
     schema: pa.Schema  # `_op`, row id, then the user's columns
+    schema_bytes: bytes  # `schema` as an IPC schema message, for the log (RowValues)
     kinds: tuple[str, ...]  # per user column: "int", "float", "bool" or "str"
-    types: tuple[pa.DataType, ...]  # the schema's types (Schema.types builds a new list)
+    bounds: tuple[tuple[int, int], ...]  # per user column: the integer range it holds
+    not_null: tuple[bool, ...]  # per user column: whether it is NOT NULL
 
 
 def parse_simple_insert(st: Statement) -> SimpleInsert | None:
@@ -114,15 +118,16 @@ _KINDS = (
 
 
 def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | None:
-    """`info`'s table as a FastTable, or None if an insert into it could fail or compute a
-    value (constraints, defaults, generated columns, unique indexes, other column types)."""
+    """`info`'s table as a FastTable, or None if an insert into it could fail in ways only
+    DuckDB can judge or compute a value (CHECK, keys, defaults, generated columns, unique
+    indexes, other column types). NOT NULL is checked here."""
     if info.kind != "table" or info.generated:
         return None
     table = f"t{int(info.table_id)}"
     found = cur.execute(
         "SELECT "
         "(SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
-        " AND schema_name = ? AND table_name = ?), "
+        " AND schema_name = ? AND table_name = ? AND constraint_type <> 'NOT NULL'), "
         "(SELECT count(*) FROM duckdb_indexes() WHERE database_name = current_database() "
         " AND schema_name = ? AND table_name = ? AND is_unique), "
         "(SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
@@ -132,10 +137,21 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
     ).fetchall()
     if any(found[0]):
         return None
+    required = {
+        name.lower()
+        for (names,) in cur.execute(
+            "SELECT constraint_column_names FROM duckdb_constraints() "
+            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
+            "AND constraint_type = 'NOT NULL'",
+            [STORAGE_SCHEMA, table],
+        ).fetchall()
+        for name in names
+    }
     stored = cur.sql(f"SELECT * FROM {storage_table(info.table_id)} LIMIT 0").to_arrow_table()
     if stored.column_names != [*info.columns, ROW_ID]:
         return None
     kinds: list[str] = []
+    bounds: list[tuple[int, int]] = []
     for field in stored.schema:
         if field.name == ROW_ID:
             continue
@@ -143,6 +159,7 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
         if kind is None or field.metadata:
             return None
         kinds.append(kind)
+        bounds.append(_int_bounds(field.type) if kind == "int" else (0, 0))
     schema = pa.schema(
         [
             pa.field("_op", pa.int8()),
@@ -150,12 +167,26 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
             *(stored.schema.field(c) for c in info.columns),
         ]
     )
-    return FastTable(info, schema, tuple(kinds), tuple(schema.types))
+    return FastTable(
+        info,
+        schema,
+        schema.serialize().to_pybytes(),
+        tuple(kinds),
+        tuple(bounds),
+        tuple(c.lower() in required for c in info.columns),
+    )
 
 
-def row_image(
+def _int_bounds(t: pa.DataType) -> tuple[int, int]:
+    bits = t.bit_width
+    if pa.types.is_signed_integer(t):
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def row_values(
     table: FastTable, insert: SimpleInsert, params: Sequence[Any], row_id: int
-) -> pa.Table | None:
+) -> RowValues | None:
     """The inserted row in event layout, or None when DuckDB must judge the values."""
     if isinstance(params, dict) or len(params) != insert.width:
         return None
@@ -172,33 +203,35 @@ def row_image(
         values = [None] * len(columns)  # no defaults: omitted columns are NULL
         for pos, value in zip(positions, params, strict=True):
             values[pos] = value  # type: ignore[index]
-    for value, kind in zip(values, table.kinds, strict=True):
-        if not _convertible(value, kind):
+    for value, kind, bounds, not_null in zip(
+        values, table.kinds, table.bounds, table.not_null, strict=True
+    ):
+        if value is None:
+            if not_null:
+                return None  # DuckDB raises the constraint error
+        elif not _convertible(value, kind, bounds):
             return None
-    types = table.types
-    try:
-        # One-element arrays from scalars: a third of pa.array's cost, the same checks.
-        arrays = [
-            _INSERT_OP,
-            pa.repeat(pa.scalar(row_id, types[1]), 1),
-            *(pa.repeat(pa.scalar(v, t), 1) for v, t in zip(values, types[2:], strict=True)),
-        ]
-        return pa.Table.from_arrays(arrays, schema=table.schema)
-    except (pa.ArrowException, OverflowError, UnicodeError, ValueError, TypeError):
-        return None
+    return RowValues(table.schema, table.schema_bytes, (_INSERT_OP, row_id, *values))
 
 
-_INSERT_OP = pa.array([int(RowOp.INSERT)], pa.int8())
+_INSERT_OP = int(RowOp.INSERT)
 
 
-def _convertible(value: Any, kind: str) -> bool:
-    if value is None:
-        return True
+def _convertible(value: Any, kind: str, bounds: tuple[int, int]) -> bool:
+    """Whether Arrow stores `value` in the column exactly as DuckDB's INSERT would."""
     t = type(value)
     if kind == "int":
-        return t is int
+        return t is int and bounds[0] <= value <= bounds[1]
     if kind == "float":
         return t is float or (t is int and -_EXACT_INT_IN_DOUBLE <= value <= _EXACT_INT_IN_DOUBLE)
     if kind == "bool":
         return t is bool
-    return t is str and "\x00" not in value
+    return t is str and "\x00" not in value and (value.isascii() or _utf8(value))
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeError:  # lone surrogates
+        return False
+    return True

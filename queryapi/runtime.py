@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
-from eventlog.events import Transaction, TransactionInfo
+from eventlog.events import RowValues, Transaction, TransactionInfo, rows_table
 from eventlog.hlc import HybridClock
 from eventlog.recorder import Recorder, Store
 from projections.apply import advance_sequence, apply_rows, set_applied_sql
@@ -78,7 +77,7 @@ class DatabaseRuntime:
         self._open_lock = threading.Lock()
         self.commit_hooks: list = []
         # Committed and durable, not yet in the projection (see queryapi/fastinsert.py).
-        self.pending: list[tuple[int, pa.Table]] = []
+        self.pending: list[tuple[int, RowValues]] = []
         self.pending_last: TransactionInfo | None = None
         self.next_row_id: int | None = None  # valid while only the fast path writes
         self._flush_cursor: duckdb.DuckDBPyConnection | None = None
@@ -143,15 +142,15 @@ class DatabaseRuntime:
         if self._flush_cursor is None:
             self._flush_cursor = self.projection.cursor()
         cur = self._flush_cursor
-        by_table: dict[int, list[pa.Table]] = {}
-        for table_id, rows in pending:
-            by_table.setdefault(table_id, []).append(rows)
+        by_table: dict[tuple[int, bytes], list[RowValues]] = {}
+        for table_id, row in pending:
+            by_table.setdefault((table_id, row.schema_bytes), []).append(row)
         assert self.next_row_id is not None  # the fast path set it before adding rows
         top = self.next_row_id - 1
         try:
             cur.execute("BEGIN TRANSACTION")
-            for table_id, parts in by_table.items():
-                apply_rows(cur, table_id, pa.concat_tables(parts))
+            for (table_id, _), rows in by_table.items():
+                apply_rows(cur, table_id, rows_table(rows[0].schema, [r.values for r in rows]))
             advance_sequence(cur, ROW_ID_SEQUENCE, top)
             cur.execute(f"{set_applied_sql(last)}; COMMIT")
         except duckdb.Error:

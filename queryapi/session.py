@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventlog.errors import LogError
-from eventlog.events import Event, RowOp
+from eventlog.events import Event, RowOp, RowValues
 from projections import kinds
 from projections.apply import apply_event, sequence_values, set_applied, set_applied_sql
 from projections.lazy import damaged_bases, lazy_ids, materialize
@@ -375,17 +375,17 @@ class Session:
             found = self._fast_rows(insert, params)
             if found is None:
                 return None
-            info, image = found
+            info, row = found
             try:
                 txn = self.recorder.append(
-                    [kinds.rows_event(info.table_id, info.version, image)],
+                    [Event(kinds.ROWS, info.table_id, info.version, None, row)],
                     ts=rt.clock.now(),
                     sql=st.sql,
                 )
             except BaseException as exc:
                 raise translate(exc, rolled_back=True) from None
             rt.next_row_id += 1
-            rt.pending.append((info.table_id, image))
+            rt.pending.append((info.table_id, row))
             rt.pending_last = txn.info
             if len(rt.pending) >= rt.pending_limit:
                 rt.flush()
@@ -396,7 +396,7 @@ class Session:
 
     def _fast_rows(
         self, insert: fastinsert.SimpleInsert, params: Any
-    ) -> tuple[TableInfo, pa.Table] | None:
+    ) -> tuple[TableInfo, RowValues] | None:
         try:
             info = self.lookup(insert.name, kinds_allowed=("table",))
         except ProgrammingError:
@@ -413,8 +413,8 @@ class Session:
             return None
         if self.rt.next_row_id is None:
             self.rt.next_row_id = self.row_id_mark() + 1
-        image = fastinsert.row_image(table, insert, params, self.rt.next_row_id)
-        return None if image is None else (info, image)
+        row = fastinsert.row_values(table, insert, params, self.rt.next_row_id)
+        return None if row is None else (info, row)
 
     # -------------------------------------------------------- transactions
     def _transaction_control(self, st: Statement) -> Result:
