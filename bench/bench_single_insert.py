@@ -3,7 +3,8 @@
 asof (fsyncs its log before the commit returns) vs SQLite in WAL mode with
 synchronous=FULL (fsyncs its WAL on every commit) vs DuckDB on a file (writes and syncs its
 WAL on every commit). Each round: a fresh database, ASOF_BENCH_COMMITS statements
-`INSERT INTO t VALUES (?, ?)` with parameters.
+`INSERT INTO t VALUES (?, ?)` with parameters. Also with `k` a PRIMARY KEY, asof vs SQLite:
+each insert must then look its key up first.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from queryapi import Cluster
 
 SIZE = f"{COMMITS} commits/round"
 INSERT = "INSERT INTO t VALUES (?, ?)"
+CREATE_PK = "CREATE TABLE t (k BIGINT PRIMARY KEY, v BIGINT)"
+SHAPES = {"": CREATE_T, "_pk": CREATE_PK}
 
 REPORT.compare(
     "single-row INSERT, autocommit (durable)",
@@ -30,6 +33,14 @@ REPORT.compare(
     unit="commits/s",
     target=("ratio", ">=", 1.0),
     target_text="ratio >= 1",
+)
+REPORT.compare(
+    "single-row INSERT, PRIMARY KEY table (durable)",
+    "single/asof_pk",
+    "single/sqlite_pk",
+    "SQLite WAL, synchronous=FULL, INTEGER PRIMARY KEY",
+    "rate",
+    unit="commits/s",
 )
 REPORT.compare(
     "single-row INSERT, autocommit (vs DuckDB)",
@@ -46,13 +57,14 @@ def _check(rows: list[tuple]) -> None:
 
 
 @pytest.mark.benchmark(group="single insert")
-def test_single_insert_asof(benchmark):
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_single_insert_asof(benchmark, shape):
     def setup():
         base = Path(tempfile.mkdtemp(prefix="asof-bench-single-"))
         cluster = Cluster.open(base / "data")
         cluster.sql("CREATE DATABASE p")
         db = cluster.database("p")
-        db.sql(CREATE_T)
+        db.sql(SHAPES[shape])
         return {"base": base, "cluster": cluster, "db": db}
 
     def run(ctx):
@@ -69,7 +81,7 @@ def test_single_insert_asof(benchmark):
 
     measure(
         benchmark,
-        "single/asof",
+        f"single/asof{shape}",
         run,
         setup=setup,
         teardown=teardown,
@@ -80,13 +92,14 @@ def test_single_insert_asof(benchmark):
 
 
 @pytest.mark.benchmark(group="single insert")
-def test_single_insert_sqlite(benchmark):
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_single_insert_sqlite(benchmark, shape):
     def setup():
         base = Path(tempfile.mkdtemp(prefix="asof-bench-single-sqlite-"))
         con = sqlite3.connect(base / "db.sqlite", isolation_level=None)  # autocommit
         assert con.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
         con.execute("PRAGMA synchronous=FULL")
-        con.execute(CREATE_T)
+        con.execute(SHAPES[shape].replace("BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY"))
         return {"base": base, "con": con}
 
     def run(ctx):
@@ -103,7 +116,7 @@ def test_single_insert_sqlite(benchmark):
 
     measure(
         benchmark,
-        "single/sqlite",
+        f"single/sqlite{shape}",
         run,
         setup=setup,
         teardown=teardown,

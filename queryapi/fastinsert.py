@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.events import RowOp, RowValues
-from projections.naming import ROW_ID, STORAGE_SCHEMA, storage_table
+from projections.naming import ROW_ID, STORAGE_SCHEMA, quote_ident, storage_table
 from queryapi.dml import TableInfo
 from queryapi.statements import Name, Statement, read_name, unquote
 
@@ -48,6 +48,30 @@ class FastTable:
     kinds: tuple[str, ...]  # per user column: "int", "float", "bool" or "str"
     bounds: tuple[tuple[int, int], ...]  # per user column: the integer range it holds
     not_null: tuple[bool, ...]  # per user column: whether it is NOT NULL
+    keys: tuple[UniqueKey, ...] = ()  # PRIMARY KEY and UNIQUE constraints
+
+
+@attrs.frozen
+class UniqueKey:
+    """A PRIMARY KEY or UNIQUE constraint, and the point query that finds a stored row
+    with the same key (one DuckDB round trip, through the constraint's own index)."""
+
+    positions: tuple[int, ...]  # of its columns among the user's columns
+    probe: str  # `SELECT 1 FROM <storage table> WHERE c1 = ? AND … LIMIT 1`
+
+    def of(self, values: Sequence[Any]) -> tuple[Any, ...] | None:
+        """The row's key, or None when it cannot collide (a NULL in it) or when only
+        DuckDB can judge it (NaN, which its index holds equal to NaN)."""
+        key = tuple(values[p] for p in self.positions)
+        if any(v is None for v in key):
+            return None
+        if any(v != v for v in key):
+            raise _Unjudged
+        return key
+
+
+class _Unjudged(Exception):
+    """A key value only DuckDB can compare."""
 
 
 def parse_simple_insert(st: Statement) -> SimpleInsert | None:
@@ -119,34 +143,45 @@ _KINDS = (
 
 def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | None:
     """`info`'s table as a FastTable, or None if an insert into it could fail in ways only
-    DuckDB can judge or compute a value (CHECK, keys, defaults, generated columns, unique
-    indexes, other column types). NOT NULL is checked here."""
+    DuckDB can judge or compute a value (CHECK, foreign keys, defaults, generated columns,
+    unique indexes, other column types). NOT NULL is checked here, and PRIMARY KEY and
+    UNIQUE by a point query (`UniqueKey`)."""
     if info.kind != "table" or info.generated:
         return None
     table = f"t{int(info.table_id)}"
     found = cur.execute(
         "SELECT "
-        "(SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
-        " AND schema_name = ? AND table_name = ? AND constraint_type <> 'NOT NULL'), "
         "(SELECT count(*) FROM duckdb_indexes() WHERE database_name = current_database() "
         " AND schema_name = ? AND table_name = ? AND is_unique), "
         "(SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
         " AND schema_name = ? AND table_name = ? AND column_name <> ? "
         " AND column_default IS NOT NULL)",
-        [STORAGE_SCHEMA, table] * 3 + [ROW_ID],
+        [STORAGE_SCHEMA, table] * 2 + [ROW_ID],
     ).fetchall()
     if any(found[0]):
         return None
-    required = {
-        name.lower()
-        for (names,) in cur.execute(
-            "SELECT constraint_column_names FROM duckdb_constraints() "
-            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
-            "AND constraint_type = 'NOT NULL'",
-            [STORAGE_SCHEMA, table],
-        ).fetchall()
-        for name in names
-    }
+    constraints = cur.execute(
+        "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
+        "WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
+        [STORAGE_SCHEMA, table],
+    ).fetchall()
+    if any(kind not in _JUDGED for kind, _ in constraints):
+        return None
+    required = {n.lower() for kind, names in constraints if kind == "NOT NULL" for n in names}
+    where = {c.lower(): i for i, c in enumerate(info.columns)}
+    keys: list[UniqueKey] = []
+    for kind, names in constraints:
+        if kind == "NOT NULL":
+            continue
+        if any(n.lower() not in where for n in names):
+            return None
+        test = " AND ".join(f"{quote_ident(n)} = ?" for n in names)
+        keys.append(
+            UniqueKey(
+                tuple(where[n.lower()] for n in names),
+                f"SELECT 1 FROM {storage_table(info.table_id)} WHERE {test} LIMIT 1",
+            )
+        )
     stored = cur.sql(f"SELECT * FROM {storage_table(info.table_id)} LIMIT 0").to_arrow_table()
     if stored.column_names != [*info.columns, ROW_ID]:
         return None
@@ -174,7 +209,11 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
         tuple(kinds),
         tuple(bounds),
         tuple(c.lower() in required for c in info.columns),
+        tuple(keys),
     )
+
+
+_JUDGED = frozenset({"NOT NULL", "PRIMARY KEY", "UNIQUE"})
 
 
 def _int_bounds(t: pa.DataType) -> tuple[int, int]:
@@ -212,6 +251,16 @@ def row_values(
         elif not _convertible(value, kind, bounds):
             return None
     return RowValues(table.schema, table.schema_bytes, (_INSERT_OP, row_id, *values))
+
+
+def row_keys(table: FastTable, row: RowValues) -> list[tuple[Any, ...] | None] | None:
+    """The row's value of each unique key (None: cannot collide), or None when a key
+    holds a value only DuckDB can compare."""
+    values = row.values[2:]
+    try:
+        return [key.of(values) for key in table.keys]
+    except _Unjudged:
+        return None
 
 
 _INSERT_OP = int(RowOp.INSERT)

@@ -79,6 +79,9 @@ class DatabaseRuntime:
         # Committed and durable, not yet in the projection (see queryapi/fastinsert.py).
         self.pending: list[tuple[int, RowValues]] = []
         self.pending_last: TransactionInfo | None = None
+        #: Unique keys of the pending rows, per (table id, key index): the fast path checks a
+        #: new row's keys here and in DuckDB, which does not hold these rows yet.
+        self.pending_keys: dict[tuple[int, int], set[tuple[Any, ...]]] = {}
         self.next_row_id: int | None = None  # valid while only the fast path writes
         self._flush_cursor: duckdb.DuckDBPyConnection | None = None
         #: Bumped when the projection is replaced; sessions move their cursor when it changes.
@@ -139,9 +142,7 @@ class DatabaseRuntime:
         # waits on the write lock for this flush instead of reading without them.
         pending, last = self.pending, self.pending_last
         assert last is not None
-        if self._flush_cursor is None:
-            self._flush_cursor = self.projection.cursor()
-        cur = self._flush_cursor
+        cur = self.writer_cursor()
         by_table: dict[tuple[int, bytes], list[RowValues]] = {}
         for table_id, row in pending:
             by_table.setdefault((table_id, row.schema_bytes), []).append(row)
@@ -163,6 +164,14 @@ class DatabaseRuntime:
             self.projection.catch_up()
         finally:
             self.pending, self.pending_last = [], None
+            self.pending_keys.clear()
+
+    def writer_cursor(self) -> duckdb.DuckDBPyConnection:
+        """The fast insert path's own cursor on the live projection file; the caller holds
+        the write lock."""
+        if self._flush_cursor is None:
+            self._flush_cursor = self.projection.cursor()
+        return self._flush_cursor
 
     def _open_projection(self) -> Projection | HostedProjection:
         if self._hostable():

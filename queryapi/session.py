@@ -375,7 +375,7 @@ class Session:
             found = self._fast_rows(insert, params)
             if found is None:
                 return None
-            info, row = found
+            info, row, keys = found
             try:
                 txn = self.recorder.append(
                     [Event(kinds.ROWS, info.table_id, info.version, None, row)],
@@ -386,6 +386,9 @@ class Session:
                 raise translate(exc, rolled_back=True) from None
             rt.next_row_id += 1
             rt.pending.append((info.table_id, row))
+            for n, key in enumerate(keys):
+                if key is not None:
+                    rt.pending_keys.setdefault((info.table_id, n), set()).add(key)
             rt.pending_last = txn.info
             if len(rt.pending) >= rt.pending_limit:
                 rt.flush()
@@ -396,7 +399,7 @@ class Session:
 
     def _fast_rows(
         self, insert: fastinsert.SimpleInsert, params: Any
-    ) -> tuple[TableInfo, RowValues] | None:
+    ) -> tuple[TableInfo, RowValues, list[tuple[Any, ...] | None]] | None:
         try:
             info = self.lookup(insert.name, kinds_allowed=("table",))
         except ProgrammingError:
@@ -414,7 +417,24 @@ class Session:
         if self.rt.next_row_id is None:
             self.rt.next_row_id = self.row_id_mark() + 1
         row = fastinsert.row_values(table, insert, params, self.rt.next_row_id)
-        return None if row is None else (info, row)
+        if row is None:
+            return None
+        keys = fastinsert.row_keys(table, row)
+        if keys is None or not self._keys_free(table, keys):
+            return None  # the general path raises the constraint error, or inserts
+        return info, row, keys
+
+    def _keys_free(self, table: fastinsert.FastTable, keys: list[tuple[Any, ...] | None]) -> bool:
+        """Whether no pending or stored row has any of the new row's unique keys."""
+        rt = self.rt
+        for n, (spec, key) in enumerate(zip(table.keys, keys, strict=True)):
+            if key is None:
+                continue
+            if key in rt.pending_keys.get((table.info.table_id, n), ()):
+                return False
+            if first_row(rt.writer_cursor(), spec.probe, list(key)) is not None:
+                return False
+        return True
 
     # -------------------------------------------------------- transactions
     def _transaction_control(self, st: Statement) -> Result:

@@ -279,6 +279,8 @@ class Program:
                 col += f" {dtype} DEFAULT {self.value(dtype)}"
             else:
                 col += f" {dtype}"
+            if i == 0:  # keys and NOT NULL, judged by asof's fast inserts or by DuckDB
+                col += self.draw(st.sampled_from(["", "", " PRIMARY KEY", " UNIQUE", " NOT NULL"]))
             cols.append(col)
         return f"CREATE TABLE {name} ({', '.join(cols)})"
 
