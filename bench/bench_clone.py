@@ -22,6 +22,7 @@ is recorded too.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -171,6 +172,7 @@ def test_clone_create(benchmark, source):
 
     def setup():
         ctx = {"cluster": source["cluster"], "target": f"c{next(_names)}"}
+        os.sync()  # no round waits behind the write-back of earlier work
         ctx["before"] = tree_sizes(source["data"])
         ctx["wchar"] = proc_write_chars()
         return ctx
@@ -205,6 +207,7 @@ def test_clone_create_first_after_load(benchmark, label):
     def setup():
         base = Path(tempfile.mkdtemp(prefix=f"asof-bench-clone-cold-{label}-"))
         cluster = make_asof_source(base / "data", rows)
+        os.sync()  # the load's own write-back is not the clone's
         ctx = {"base": base, "cluster": cluster, "target": "c"}
         ctx["before"] = tree_sizes(base / "data")
         ctx["wchar"] = proc_write_chars()
@@ -313,6 +316,7 @@ def test_pg_create_database_template(benchmark, pg_template, strategy):
 
     def setup():
         target = f"c{next(_names)}"
+        os.sync()
         return {"target": target, "before": tree_sizes(server.data)}
 
     def run(ctx):

@@ -3,12 +3,14 @@
 asof (fsyncs its log before the commit returns) vs SQLite in WAL mode with
 synchronous=FULL (fsyncs its WAL on every commit) vs DuckDB on a file (writes and syncs its
 WAL on every commit). Each round: a fresh database, ASOF_BENCH_COMMITS statements
-`INSERT INTO t VALUES (?, ?)` with parameters. Also with `k` a PRIMARY KEY, asof vs SQLite:
+`INSERT INTO t VALUES (?, ?)` with parameters. Each round starts with `os.sync()`, untimed,
+so no engine's fsyncs wait behind the write-back of an earlier benchmark's data. Also with `k` a PRIMARY KEY, asof vs SQLite:
 each insert must then look its key up first.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -60,6 +62,7 @@ def _check(rows: list[tuple]) -> None:
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_single_insert_asof(benchmark, shape):
     def setup():
+        os.sync()  # earlier benchmarks' dirty pages would compete with this one's syncs
         base = Path(tempfile.mkdtemp(prefix="asof-bench-single-"))
         cluster = Cluster.open(base / "data")
         cluster.sql("CREATE DATABASE p")
@@ -95,6 +98,7 @@ def test_single_insert_asof(benchmark, shape):
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_single_insert_sqlite(benchmark, shape):
     def setup():
+        os.sync()  # earlier benchmarks' dirty pages would compete with this one's syncs
         base = Path(tempfile.mkdtemp(prefix="asof-bench-single-sqlite-"))
         con = sqlite3.connect(base / "db.sqlite", isolation_level=None)  # autocommit
         assert con.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
@@ -129,6 +133,7 @@ def test_single_insert_sqlite(benchmark, shape):
 @pytest.mark.benchmark(group="single insert")
 def test_single_insert_duckdb(benchmark):
     def setup():
+        os.sync()  # earlier benchmarks' dirty pages would compete with this one's syncs
         base = Path(tempfile.mkdtemp(prefix="asof-bench-single-duckdb-"))
         con = duckdb.connect(str(base / "db.duckdb"))
         con.execute(CREATE_T)

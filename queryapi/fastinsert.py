@@ -58,6 +58,10 @@ class UniqueKey:
 
     positions: tuple[int, ...]  # of its columns among the user's columns
     probe: str  # `SELECT 1 FROM <storage table> WHERE c1 = ? AND … LIMIT 1`
+    #: For a key of one integer column: `SELECT max(c) FROM <storage table>`. A key above
+    #: the largest one stored or pending cannot collide, so keys that count up (the usual
+    #: ids) need no probe at all.
+    ceiling: str | None = None
 
     def of(self, values: Sequence[Any]) -> tuple[Any, ...] | None:
         """The row's key, or None when it cannot collide (a NULL in it) or when only
@@ -167,6 +171,9 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
     ).fetchall()
     if any(kind not in _JUDGED for kind, _ in constraints):
         return None
+    stored = cur.sql(f"SELECT * FROM {storage_table(info.table_id)} LIMIT 0").to_arrow_table()
+    if stored.column_names != [*info.columns, ROW_ID]:
+        return None
     required = {n.lower() for kind, names in constraints if kind == "NOT NULL" for n in names}
     where = {c.lower(): i for i, c in enumerate(info.columns)}
     keys: list[UniqueKey] = []
@@ -175,16 +182,15 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
             continue
         if any(n.lower() not in where for n in names):
             return None
+        stored_table = storage_table(info.table_id)
         test = " AND ".join(f"{quote_ident(n)} = ?" for n in names)
+        positions = tuple(where[n.lower()] for n in names)
+        ceiling = None
+        if len(names) == 1 and pa.types.is_integer(stored.schema.field(positions[0]).type):
+            ceiling = f"SELECT max({quote_ident(names[0])}) FROM {stored_table}"
         keys.append(
-            UniqueKey(
-                tuple(where[n.lower()] for n in names),
-                f"SELECT 1 FROM {storage_table(info.table_id)} WHERE {test} LIMIT 1",
-            )
+            UniqueKey(positions, f"SELECT 1 FROM {stored_table} WHERE {test} LIMIT 1", ceiling)
         )
-    stored = cur.sql(f"SELECT * FROM {storage_table(info.table_id)} LIMIT 0").to_arrow_table()
-    if stored.column_names != [*info.columns, ROW_ID]:
-        return None
     kinds: list[str] = []
     bounds: list[tuple[int, int]] = []
     for field in stored.schema:

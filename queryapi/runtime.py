@@ -82,6 +82,9 @@ class DatabaseRuntime:
         #: Unique keys of the pending rows, per (table id, key index): the fast path checks a
         #: new row's keys here and in DuckDB, which does not hold these rows yet.
         self.pending_keys: dict[tuple[int, int], set[tuple[Any, ...]]] = {}
+        #: Per (table id, key index) of a one-integer-column key: at least its largest value
+        #: stored or pending (None: the table holds none). Forgotten at every general write.
+        self.key_ceilings: dict[tuple[int, int], int | None] = {}
         self.next_row_id: int | None = None  # valid while only the fast path writes
         self._flush_cursor: duckdb.DuckDBPyConnection | None = None
         #: Bumped when the projection is replaced; sessions move their cursor when it changes.

@@ -388,7 +388,11 @@ class Session:
             rt.pending.append((info.table_id, row))
             for n, key in enumerate(keys):
                 if key is not None:
-                    rt.pending_keys.setdefault((info.table_id, n), set()).add(key)
+                    slot = (info.table_id, n)
+                    rt.pending_keys.setdefault(slot, set()).add(key)
+                    if slot in rt.key_ceilings:
+                        ceiling = rt.key_ceilings[slot]
+                        rt.key_ceilings[slot] = key[0] if ceiling is None else max(ceiling, key[0])
             rt.pending_last = txn.info
             if len(rt.pending) >= rt.pending_limit:
                 rt.flush()
@@ -430,7 +434,15 @@ class Session:
         for n, (spec, key) in enumerate(zip(table.keys, keys, strict=True)):
             if key is None:
                 continue
-            if key in rt.pending_keys.get((table.info.table_id, n), ()):
+            slot = (table.info.table_id, n)
+            if spec.ceiling is not None:
+                if slot not in rt.key_ceilings:  # nothing pending: DuckDB has every key
+                    found = first_row(rt.writer_cursor(), spec.ceiling)
+                    rt.key_ceilings[slot] = None if found is None else found[0]
+                ceiling = rt.key_ceilings[slot]
+                if ceiling is None or key[0] > ceiling:
+                    continue  # above every key stored or pending
+            if key in rt.pending_keys.get(slot, ()):
                 return False
             if first_row(rt.writer_cursor(), spec.probe, list(key)) is not None:
                 return False
@@ -463,6 +475,7 @@ class Session:
             self.rt.check_writable()
             self.rt.flush()
             self.rt.next_row_id = None  # DuckDB hands out row ids until the next fast insert
+            self.rt.key_ceilings.clear()  # this write may store larger keys
             if self.rt.hosted:  # the first write gives a fresh clone its projection file
                 self.rt.promote()
             self._use_current_projection()

@@ -355,3 +355,45 @@ def test_keys_only_duckdb_can_compare_take_the_general_path(cluster) -> None:
     assert _pending(db) == 0  # unique indexes stay with DuckDB
     with pytest.raises(IntegrityError):
         db.sql("INSERT INTO ix VALUES (?)", [1])
+
+
+def test_keys_that_count_up_skip_the_probe_until_a_general_write(cluster, monkeypatch) -> None:
+    import queryapi.session as session_module
+
+    db = cluster.create_database("d")
+    db.sql("CREATE TABLE t (k BIGINT PRIMARY KEY, v VARCHAR)")
+    db.sql("INSERT INTO t VALUES (?, ?)", [1, "a"])  # the first looks the largest key up
+    probes: list[str] = []
+    real = session_module.first_row
+
+    def counting(cur, sql, params=None):
+        probes.append(sql)
+        return real(cur, sql, params)
+
+    monkeypatch.setattr(session_module, "first_row", counting)
+    for k in range(2, 7):
+        db.sql("INSERT INTO t VALUES (?, ?)", [k, "up"])
+    assert probes == []  # each key above every earlier one: nothing to look up
+    assert _pending(db) == 6
+    db.sql("UPDATE t SET k = 100 WHERE k = 3")  # a general write may store larger keys
+    with pytest.raises(IntegrityError):
+        db.sql("INSERT INTO t VALUES (?, ?)", [100, "dup"])
+    db.sql("INSERT INTO t VALUES (?, ?)", [3, "reused"])  # below the largest, but free
+    with pytest.raises(IntegrityError):
+        db.sql("INSERT INTO t VALUES (?, ?)", [3, "pending dup"])
+    db.sql("INSERT INTO t VALUES (200, 'general')")
+    with pytest.raises(IntegrityError):
+        db.sql("INSERT INTO t VALUES (?, ?)", [200, "dup"])
+    db.sql("INSERT INTO t VALUES (?, ?)", [201, "up"])
+    assert sorted(k for (k,) in db.sql("SELECT k FROM t").fetchall()) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        100,
+        200,
+        201,
+    ]
+    assert cluster.check("d", deep=True) == []
