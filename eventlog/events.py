@@ -110,12 +110,15 @@ def materialize(txns: Sequence[Transaction]) -> list[Transaction]:
             built[place] = table.slice(n, 1)
     out: list[Transaction] = []
     for i, txn in enumerate(txns):
-        if any((i, j) in built for j in range(len(txn.events))):
+        if (i, 0) in built or any((i, j) in built for j in range(1, len(txn.events))):
+            # Constructors, not attrs.evolve: this runs once per single-row commit.
             events = tuple(
-                attrs.evolve(e, rows=built[(i, j)]) if (i, j) in built else e
+                Event(e.kind, e.table_id, e.version, e.data, built[(i, j)])
+                if (i, j) in built
+                else e
                 for j, e in enumerate(txn.events)
             )
-            txn = attrs.evolve(txn, events=events)
+            txn = Transaction(txn.txn_id, txn.ts, events, txn.sql)
         out.append(txn)
     return out
 
