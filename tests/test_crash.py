@@ -22,7 +22,9 @@ from queryapi import Cluster
 WRITER = Path(__file__).parent / "tools" / "crash_writer.py"
 
 
-def _run_and_kill(data: Path, seed: int, delay: float) -> tuple[list[int], dict[str, int]]:
+def _run_and_kill(
+    data: Path, seed: int, delay: float
+) -> tuple[list[int], dict[str, int], list[int]]:
     """Start the writer, kill it after `delay` seconds; return what it reported."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
@@ -43,10 +45,13 @@ def _run_and_kill(data: Path, seed: int, delay: float) -> tuple[list[int], dict[
     assert proc.returncode == -signal.SIGKILL, f"writer died on its own:\n{err}"
     commits = [int(x.split()[1]) for x in lines if x.startswith("commit ")]
     clones = {x.split()[1]: int(x.split()[2]) for x in lines if x.startswith("clone ")}
-    return commits, clones
+    fast = [int(x.split()[1]) for x in lines if x.startswith("fast ")]
+    return commits, clones, fast
 
 
-def _verify(data: Path, committed: set[int], clones: dict[str, int], *, deep: bool) -> None:
+def _verify(
+    data: Path, committed: set[int], clones: dict[str, int], fast: set[int], *, deep: bool
+) -> None:
     with Cluster.open(data) as cluster:
         if "a" not in cluster.databases() or "t_b" not in cluster.database("a").tables():
             assert not committed, "committed transactions lost with their database"
@@ -60,6 +65,10 @@ def _verify(data: Path, committed: set[int], clones: dict[str, int], *, deep: bo
         assert a == set(b), f"partial transactions: {sorted(a ^ set(b))[:10]}"
         assert all(b[n] == 2 * n for n in b)
         assert a == set(range(1, len(a) + 1)), "a gap in the committed sequence"
+        c = {r[0] for r in db.sql("SELECT k FROM t_c").fetchall()}
+        lost = fast - c
+        assert not lost, f"committed single-row inserts lost: {sorted(lost)[:10]}"
+        assert all(k // 10 in a for k in c), "a single-row insert without its transaction"
         assert cluster.check("a", deep=True) == []
         if deep:  # every file and mark; a rebuild of a sample of clones (each takes a while)
             assert cluster.check() == []
@@ -75,16 +84,18 @@ def _campaign(tmp_path: Path, kills: int, seed: int) -> None:
     data = tmp_path / "data"
     committed: set[int] = set()
     clones: dict[str, int] = {}
+    fast: set[int] = set()
     for i in range(kills):
         delay = rng.choice([0.05, 0.2, 0.4, 0.7, 1.0]) * rng.random() + 0.3
-        commits, new_clones = _run_and_kill(data, seed * 1000 + i, delay)
+        commits, new_clones, new_fast = _run_and_kill(data, seed * 1000 + i, delay)
         committed.update(commits)
         clones.update(new_clones)
+        fast.update(new_fast)
         # Each kill point checks the source (deeply) and the clones made since the last one;
         # at the end every clone's rows are checked again and a sample of 30 deeply (a fast
         # fork makes a clone or two per kill point, and rebuilding hundreds takes minutes).
-        _verify(data, committed, new_clones, deep=False)
-    _verify(data, committed, clones, deep=True)
+        _verify(data, committed, new_clones, fast, deep=False)
+    _verify(data, committed, clones, fast, deep=True)
 
 
 def test_sigkill_loses_nothing(tmp_path):
