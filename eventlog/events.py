@@ -123,11 +123,6 @@ def materialize(txns: Sequence[Transaction]) -> list[Transaction]:
     return out
 
 
-def has_values(txn: Transaction) -> bool:
-    """Whether any of `txn`'s rows are still RowValues."""
-    return any(isinstance(e.rows, RowValues) for e in txn.events)
-
-
 @attrs.frozen
 class TransactionInfo:
     """The header of a committed transaction, without its row images."""

@@ -1,9 +1,11 @@
 """Single-row `INSERT … VALUES (?, …)` without a DuckDB round trip before the commit.
 
-A one-row insert of parameters into a table with no CHECK, key, default, generated column or
-unique index can fail only on NOT NULL and on its values' types, and those are checked here:
-each value must be of a Python type that converts to the column's Arrow type exactly as
-DuckDB would store it (integers within the column's range, no lone surrogates in strings).
+A one-row insert of parameters into a table with no CHECK, foreign key, default, generated
+column or unique index can fail only on NOT NULL, PRIMARY KEY or UNIQUE and on its values'
+types, and those are checked here: each value must be of a Python type that converts to the
+column's Arrow type exactly as DuckDB would store it (integers within the column's range, no
+lone surrogates in strings), and each key must be found neither among the rows still pending
+nor by a point query on the stored ones (`UniqueKey`).
 Such a row's image (with its new row id) is known without asking DuckDB, so the commit logs
 its values (`RowValues`, WAL format 3) and returns, and the projection applies it later,
 together with the rows committed after it, before anything reads the projection
@@ -159,10 +161,13 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
         " AND schema_name = ? AND table_name = ? AND is_unique), "
         "(SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
         " AND schema_name = ? AND table_name = ? AND column_name <> ? "
-        " AND column_default IS NOT NULL)",
-        [STORAGE_SCHEMA, table] * 2 + [ROW_ID],
+        " AND column_default IS NOT NULL), "
+        "(SELECT bool_or(contains(upper(sql), 'COLLATE')) FROM duckdb_tables() "
+        " WHERE database_name = current_database() AND schema_name = ? AND table_name = ?)",
+        [STORAGE_SCHEMA, table] * 2 + [ROW_ID] + [STORAGE_SCHEMA, table],
     ).fetchall()
-    if any(found[0]):
+    unique_indexes, defaults, collated = found[0]
+    if unique_indexes or defaults:
         return None
     constraints = cur.execute(
         "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
@@ -177,16 +182,19 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
     required = {n.lower() for kind, names in constraints if kind == "NOT NULL" for n in names}
     where = {c.lower(): i for i, c in enumerate(info.columns)}
     keys: list[UniqueKey] = []
+    stored_table = storage_table(info.table_id)
     for kind, names in constraints:
         if kind == "NOT NULL":
             continue
         if any(n.lower() not in where for n in names):
             return None
-        stored_table = storage_table(info.table_id)
-        test = " AND ".join(f"{quote_ident(n)} = ?" for n in names)
         positions = tuple(where[n.lower()] for n in names)
+        types = [stored.schema.field(p).type for p in positions]
+        if collated and any(pa.types.is_string(t) or pa.types.is_large_string(t) for t in types):
+            return None  # a collated key may compare unlike Python's ==: DuckDB decides
+        test = " AND ".join(f"{quote_ident(n)} = ?" for n in names)
         ceiling = None
-        if len(names) == 1 and pa.types.is_integer(stored.schema.field(positions[0]).type):
+        if len(names) == 1 and pa.types.is_integer(types[0]):
             ceiling = f"SELECT max({quote_ident(names[0])}) FROM {stored_table}"
         keys.append(
             UniqueKey(positions, f"SELECT 1 FROM {stored_table} WHERE {test} LIMIT 1", ceiling)

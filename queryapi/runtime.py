@@ -157,7 +157,7 @@ class DatabaseRuntime:
                 apply_rows(cur, table_id, rows_table(rows[0].schema, [r.values for r in rows]))
             advance_sequence(cur, ROW_ID_SEQUENCE, top)
             cur.execute(f"{set_applied_sql(last)}; COMMIT")
-        except duckdb.Error:
+        except Exception:  # DuckDB's errors, or Arrow's should a value not convert after all
             log.warning("applying committed rows to %s failed; catching up from the log", self.name)
             try:
                 cur.execute("ROLLBACK")

@@ -347,7 +347,8 @@ def test_keys_only_duckdb_can_compare_take_the_general_path(cluster) -> None:
         db.sql("INSERT INTO f VALUES (?)", [-0.0])
     db.sql("CREATE TABLE c (s VARCHAR COLLATE NOCASE PRIMARY KEY)")
     db.sql("INSERT INTO c VALUES (?)", ["A"])
-    db.sql("INSERT INTO c VALUES (?)", ["a"])  # a probe that finds "A" leaves it to DuckDB
+    db.sql("INSERT INTO c VALUES (?)", ["a"])
+    assert _pending(db) == 0  # a collated key may compare unlike Python: DuckDB decides
     assert sorted(db.sql("SELECT s FROM c").fetchall()) == [("A",), ("a",)]
     db.sql("CREATE TABLE ix (k INTEGER)")
     db.sql("CREATE UNIQUE INDEX one_k ON ix (k)")
