@@ -92,34 +92,34 @@ def rows_table(schema: pa.Schema, rows: Sequence[Sequence[Any]]) -> pa.Table:
 
 
 def materialize(txns: Sequence[Transaction]) -> list[Transaction]:
-    """`txns` with every RowValues made a one-row table, built a table at a time."""
-    groups: dict[bytes, list[tuple[int, int]]] = {}
+    """`txns` with every RowValues made a one-row table, built a table at a time.
+
+    Runs once per single-row commit (at a seal, or the first read of the WAL tail), so it
+    stays lean: one pass to find the rows, one table per schema, then zero-copy slices.
+    """
+    places: list[tuple[int, int, RowValues]] = []
+    groups: dict[bytes, list[int]] = {}  # schema message -> indexes into places
     for i, txn in enumerate(txns):
         for j, event in enumerate(txn.events):
-            if isinstance(event.rows, RowValues):
-                groups.setdefault(event.rows.schema_bytes, []).append((i, j))
-    if not groups:
-        return list(txns)
-    built: dict[tuple[int, int], pa.Table] = {}
-    for places in groups.values():
-        first = txns[places[0][0]].events[places[0][1]].rows
-        assert isinstance(first, RowValues)
-        values = [txns[i].events[j].rows.values for i, j in places]  # type: ignore[union-attr]
-        table = rows_table(first.schema, values)
-        for n, place in enumerate(places):
-            built[place] = table.slice(n, 1)
-    out: list[Transaction] = []
-    for i, txn in enumerate(txns):
-        if (i, 0) in built or any((i, j) in built for j in range(1, len(txn.events))):
-            # Constructors, not attrs.evolve: this runs once per single-row commit.
-            events = tuple(
-                Event(e.kind, e.table_id, e.version, e.data, built[(i, j)])
-                if (i, j) in built
-                else e
-                for j, e in enumerate(txn.events)
-            )
-            txn = Transaction(txn.txn_id, txn.ts, events, txn.sql)
-        out.append(txn)
+            rows = event.rows
+            if type(rows) is RowValues:
+                groups.setdefault(rows.schema_bytes, []).append(len(places))
+                places.append((i, j, rows))
+    out = list(txns)
+    if not places:
+        return out
+    tables: list[pa.Table | None] = [None] * len(places)
+    for members in groups.values():
+        first = places[members[0]][2]
+        table = rows_table(first.schema, [places[m][2].values for m in members])
+        for n, m in enumerate(members):
+            tables[m] = table.slice(n, 1)
+    for (i, j, _), table in zip(places, tables, strict=True):
+        txn = out[i]
+        events = list(txn.events)
+        e = events[j]
+        events[j] = Event(e.kind, e.table_id, e.version, e.data, table)
+        out[i] = Transaction(txn.txn_id, txn.ts, tuple(events), txn.sql)
     return out
 
 
