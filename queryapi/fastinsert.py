@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.events import RowOp, RowValues
-from projections.naming import ROW_ID, STORAGE_SCHEMA, quote_ident, storage_table
+from projections.naming import ROW_ID, STORAGE_SCHEMA, first_row, quote_ident, storage_table
 from queryapi.dml import TableInfo
 from queryapi.statements import Name, Statement, read_name, unquote
 
@@ -65,19 +65,59 @@ class UniqueKey:
     #: ids) need no probe at all.
     ceiling: str | None = None
 
-    def of(self, values: Sequence[Any]) -> tuple[Any, ...] | None:
-        """The row's key, or None when it cannot collide (a NULL in it) or when only
-        DuckDB can judge it (NaN, which its index holds equal to NaN)."""
-        key = tuple(values[p] for p in self.positions)
-        if any(v is None for v in key):
-            return None
-        if any(v != v for v in key):
-            raise _Unjudged
-        return key
+
+Key = tuple[Any, ...]
 
 
-class _Unjudged(Exception):
-    """A key value only DuckDB can compare."""
+class KeyTracker:
+    """What the fast path knows of a database's unique keys beyond DuckDB: the keys of the
+    rows still pending (DuckDB does not hold them yet), and for each key of one integer
+    column an upper bound of the values stored or pending. Only the write lock's holder
+    uses it."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[int, int], set[Key]] = {}  # (table id, key index)
+        self._ceilings: dict[tuple[int, int], int | None] = {}  # None: no value stored
+
+    def free(
+        self, cur: duckdb.DuckDBPyConnection, table: FastTable, keys: list[Key | None]
+    ) -> bool:
+        """Whether no pending or stored row has any of the new row's unique keys."""
+        for n, (spec, key) in enumerate(zip(table.keys, keys, strict=True)):
+            if key is None:
+                continue
+            slot = (table.info.table_id, n)
+            if spec.ceiling is not None:
+                if slot not in self._ceilings:  # nothing pending: DuckDB has every key
+                    found = first_row(cur, spec.ceiling)
+                    self._ceilings[slot] = None if found is None else found[0]
+                ceiling = self._ceilings[slot]
+                if ceiling is None or key[0] > ceiling:
+                    continue  # above every key stored or pending
+            if key in self._pending.get(slot, ()):
+                return False
+            if first_row(cur, spec.probe, list(key)) is not None:
+                return False
+        return True
+
+    def add(self, table_id: int, keys: list[Key | None]) -> None:
+        """Note a committed row's keys as pending."""
+        for n, key in enumerate(keys):
+            if key is None:
+                continue
+            slot = (table_id, n)
+            self._pending.setdefault(slot, set()).add(key)
+            if slot in self._ceilings:
+                ceiling = self._ceilings[slot]
+                self._ceilings[slot] = key[0] if ceiling is None else max(ceiling, key[0])
+
+    def applied(self) -> None:
+        """The pending rows are in DuckDB now (the bounds still hold)."""
+        self._pending.clear()
+
+    def forget_bounds(self) -> None:
+        """A general write may store larger keys: look the bounds up again."""
+        self._ceilings.clear()
 
 
 def parse_simple_insert(st: Statement) -> SimpleInsert | None:
@@ -176,13 +216,13 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
     ).fetchall()
     if any(kind not in _JUDGED for kind, _ in constraints):
         return None
-    stored = cur.sql(f"SELECT * FROM {storage_table(info.table_id)} LIMIT 0").to_arrow_table()
+    stored_table = storage_table(info.table_id)
+    stored = cur.sql(f"SELECT * FROM {stored_table} LIMIT 0").to_arrow_table()
     if stored.column_names != [*info.columns, ROW_ID]:
         return None
     required = {n.lower() for kind, names in constraints if kind == "NOT NULL" for n in names}
     where = {c.lower(): i for i, c in enumerate(info.columns)}
     keys: list[UniqueKey] = []
-    stored_table = storage_table(info.table_id)
     for kind, names in constraints:
         if kind == "NOT NULL":
             continue
@@ -267,14 +307,21 @@ def row_values(
     return RowValues(table.schema, table.schema_bytes, (_INSERT_OP, row_id, *values))
 
 
-def row_keys(table: FastTable, row: RowValues) -> list[tuple[Any, ...] | None] | None:
-    """The row's value of each unique key (None: cannot collide), or None when a key
-    holds a value only DuckDB can compare."""
+def row_keys(table: FastTable, row: RowValues) -> list[Key | None] | None:
+    """The row's value of each unique key (None: a NULL in it, so it cannot collide), or
+    None when a key holds a value only DuckDB can compare (NaN, which its index holds equal
+    to NaN)."""
     values = row.values[2:]
-    try:
-        return [key.of(values) for key in table.keys]
-    except _Unjudged:
-        return None
+    keys: list[Key | None] = []
+    for spec in table.keys:
+        key = tuple(values[p] for p in spec.positions)
+        if any(v is None for v in key):
+            keys.append(None)
+        elif any(v != v for v in key):
+            return None
+        else:
+            keys.append(key)
+    return keys
 
 
 _INSERT_OP = int(RowOp.INSERT)

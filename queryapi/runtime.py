@@ -19,6 +19,7 @@ from projections.host import StateHost
 from projections.naming import ROW_ID_SEQUENCE
 from projections.projection import HostedProjection, Projection
 from queryapi.errors import OperationalError, ReadOnlyError
+from queryapi.fastinsert import KeyTracker
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,7 @@ class DatabaseRuntime:
         # Committed and durable, not yet in the projection (see queryapi/fastinsert.py).
         self.pending: list[tuple[int, RowValues]] = []
         self.pending_last: TransactionInfo | None = None
-        #: Unique keys of the pending rows, per (table id, key index): the fast path checks a
-        #: new row's keys here and in DuckDB, which does not hold these rows yet.
-        self.pending_keys: dict[tuple[int, int], set[tuple[Any, ...]]] = {}
-        #: Per (table id, key index) of a one-integer-column key: at least its largest value
-        #: stored or pending (None: the table holds none). Forgotten at every general write.
-        self.key_ceilings: dict[tuple[int, int], int | None] = {}
+        self.keys = KeyTracker()  # the pending rows' unique keys, and key bounds
         self.next_row_id: int | None = None  # valid while only the fast path writes
         self._flush_cursor: duckdb.DuckDBPyConnection | None = None
         #: Bumped when the projection is replaced; sessions move their cursor when it changes.
@@ -167,7 +163,7 @@ class DatabaseRuntime:
             self.projection.catch_up()
         finally:
             self.pending, self.pending_last = [], None
-            self.pending_keys.clear()
+            self.keys.applied()
 
     def writer_cursor(self) -> duckdb.DuckDBPyConnection:
         """The fast insert path's own cursor on the live projection file; the caller holds

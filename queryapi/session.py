@@ -386,13 +386,7 @@ class Session:
                 raise translate(exc, rolled_back=True) from None
             rt.next_row_id += 1
             rt.pending.append((info.table_id, row))
-            for n, key in enumerate(keys):
-                if key is not None:
-                    slot = (info.table_id, n)
-                    rt.pending_keys.setdefault(slot, set()).add(key)
-                    if slot in rt.key_ceilings:
-                        ceiling = rt.key_ceilings[slot]
-                        rt.key_ceilings[slot] = key[0] if ceiling is None else max(ceiling, key[0])
+            rt.keys.add(info.table_id, keys)
             rt.pending_last = txn.info
             if len(rt.pending) >= rt.pending_limit:
                 rt.flush()
@@ -403,7 +397,7 @@ class Session:
 
     def _fast_rows(
         self, insert: fastinsert.SimpleInsert, params: Any
-    ) -> tuple[TableInfo, RowValues, list[tuple[Any, ...] | None]] | None:
+    ) -> tuple[TableInfo, RowValues, list[fastinsert.Key | None]] | None:
         try:
             info = self.lookup(insert.name, kinds_allowed=("table",))
         except ProgrammingError:
@@ -424,29 +418,9 @@ class Session:
         if row is None:
             return None
         keys = fastinsert.row_keys(table, row)
-        if keys is None or not self._keys_free(table, keys):
+        if keys is None or not self.rt.keys.free(self.rt.writer_cursor(), table, keys):
             return None  # the general path raises the constraint error, or inserts
         return info, row, keys
-
-    def _keys_free(self, table: fastinsert.FastTable, keys: list[tuple[Any, ...] | None]) -> bool:
-        """Whether no pending or stored row has any of the new row's unique keys."""
-        rt = self.rt
-        for n, (spec, key) in enumerate(zip(table.keys, keys, strict=True)):
-            if key is None:
-                continue
-            slot = (table.info.table_id, n)
-            if spec.ceiling is not None:
-                if slot not in rt.key_ceilings:  # nothing pending: DuckDB has every key
-                    found = first_row(rt.writer_cursor(), spec.ceiling)
-                    rt.key_ceilings[slot] = None if found is None else found[0]
-                ceiling = rt.key_ceilings[slot]
-                if ceiling is None or key[0] > ceiling:
-                    continue  # above every key stored or pending
-            if key in rt.pending_keys.get(slot, ()):
-                return False
-            if first_row(rt.writer_cursor(), spec.probe, list(key)) is not None:
-                return False
-        return True
 
     # -------------------------------------------------------- transactions
     def _transaction_control(self, st: Statement) -> Result:
@@ -475,7 +449,7 @@ class Session:
             self.rt.check_writable()
             self.rt.flush()
             self.rt.next_row_id = None  # DuckDB hands out row ids until the next fast insert
-            self.rt.key_ceilings.clear()  # this write may store larger keys
+            self.rt.keys.forget_bounds()
             if self.rt.hosted:  # the first write gives a fresh clone its projection file
                 self.rt.promote()
             self._use_current_projection()

@@ -359,19 +359,19 @@ def test_keys_only_duckdb_can_compare_take_the_general_path(cluster) -> None:
 
 
 def test_keys_that_count_up_skip_the_probe_until_a_general_write(cluster, monkeypatch) -> None:
-    import queryapi.session as session_module
+    from queryapi import fastinsert
 
     db = cluster.create_database("d")
     db.sql("CREATE TABLE t (k BIGINT PRIMARY KEY, v VARCHAR)")
     db.sql("INSERT INTO t VALUES (?, ?)", [1, "a"])  # the first looks the largest key up
     probes: list[str] = []
-    real = session_module.first_row
+    real = fastinsert.first_row
 
     def counting(cur, sql, params=None):
         probes.append(sql)
         return real(cur, sql, params)
 
-    monkeypatch.setattr(session_module, "first_row", counting)
+    monkeypatch.setattr(fastinsert, "first_row", counting)
     for k in range(2, 7):
         db.sql("INSERT INTO t VALUES (?, ?)", [k, "up"])
     assert probes == []  # each key above every earlier one: nothing to look up
