@@ -8,13 +8,14 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.events import LOG_ROW_META, ROW_META, Event, RowOp, TransactionInfo
-from projections import kinds, lazy
+from projections import kinds, lazy, versions
 from projections.naming import (
     ROW_ID,
     ROW_ID_SEQUENCE,
     STATE_TABLE,
     STORAGE_SCHEMA,
     TABLES_TABLE,
+    VERSION_FROM,
     first_row,
     quote_ident,
     quote_literal,
@@ -33,14 +34,14 @@ def bootstrap_sql(*, seed: bool = True) -> str:
         f"CREATE SCHEMA IF NOT EXISTS {STORAGE_SCHEMA}",
         f"CREATE SEQUENCE IF NOT EXISTS {ROW_ID_SEQUENCE}",
         f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (applied_txn BIGINT, applied_ts BIGINT, "
-        "applied_logical BIGINT, next_table_id BIGINT)",
+        "applied_logical BIGINT, next_table_id BIGINT, since_txn BIGINT)",
         f"CREATE TABLE IF NOT EXISTS {TABLES_TABLE} (table_id BIGINT, name VARCHAR, "
         "version INTEGER, kind VARCHAR, definition VARCHAR)",
         lazy.create_lazy_tables_sql(),
     ]
-    if seed:
+    if seed:  # row versions cover an empty projection from the start
         parts.append(
-            f"INSERT INTO {STATE_TABLE} SELECT 0, 0, 0, 1 "
+            f"INSERT INTO {STATE_TABLE} SELECT 0, 0, 0, 1, 0 "
             f"WHERE NOT EXISTS (SELECT 1 FROM {STATE_TABLE})"
         )
     return ";\n".join(parts)
@@ -101,16 +102,18 @@ def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
             lazy.drop_lazy(con, event.table_id)
         else:
             con.execute(f"DROP TABLE IF EXISTS {storage_table(event.table_id)}")
+        con.execute(versions.drop_history_sql(event.table_id))
         con.execute(f"DELETE FROM {TABLES_TABLE} WHERE table_id = ?", [event.table_id])
     elif kind == kinds.RENAME_TABLE:
         _drop_view(con, data["old"])
-        _create_view(con, data["new"], event.table_id)
+        create_user_view(con, data["new"], event.table_id)
         con.execute(
             f"UPDATE {TABLES_TABLE} SET name = ? WHERE table_id = ?", [data["new"], event.table_id]
         )
     elif kind == kinds.ALTER_TABLE:
         lazy.materialize(con, event.table_id)
         con.execute(data["sql"])
+        con.execute(versions.new_history_sql(event.table_id))
         set_table_version(con, event.table_id, event.version)
     elif kind == kinds.DDL:
         if event.table_id is not None:
@@ -124,6 +127,9 @@ def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
 
 def _create_table(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     con.execute(event.data["ddl"])
+    if VERSION_FROM not in _stored_columns(con, event.table_id):  # logged before versions
+        con.execute(versions.add_from_column_sql(event.table_id))
+    con.execute(versions.create_history_sql(event.table_id))
     register_table(con, event)
 
 
@@ -145,17 +151,35 @@ def register_table(con: duckdb.DuckDBPyConnection, event: Event) -> None:
         [event.table_id + 1],
     )
     if not data.get("hidden"):
-        _create_view(con, data["name"], event.table_id)
+        create_user_view(con, data["name"], event.table_id)
 
 
 def set_table_version(con: duckdb.DuckDBPyConnection, table_id: int, version: int) -> None:
     con.execute(f"UPDATE {TABLES_TABLE} SET version = ? WHERE table_id = ?", [version, table_id])
 
 
-def _create_view(con: duckdb.DuckDBPyConnection, name: str, table_id: int) -> None:
+def create_user_view(
+    con: duckdb.DuckDBPyConnection, name: str, table_id: int, *, replace: bool = False
+) -> None:
+    """The view users query: the storage table without its hidden columns (a table still
+    read from a checkpoint written before row versions has no `_asof_from`)."""
+    hidden = ROW_ID
+    if _stored_columns(con, table_id).get(VERSION_FROM) is not None:
+        hidden += f", {VERSION_FROM}"
     con.execute(
-        f"CREATE VIEW {user_view(name)} AS SELECT * EXCLUDE ({ROW_ID}) "
-        f"FROM {storage_table(table_id)}"
+        f"CREATE {'OR REPLACE ' if replace else ''}VIEW {user_view(name)} AS "
+        f"SELECT * EXCLUDE ({hidden}) FROM {storage_table(table_id)}"
+    )
+
+
+def _stored_columns(con: duckdb.DuckDBPyConnection, table_id: int) -> dict[str, bool]:
+    """The storage table's columns (or a merge view's), each with whether it is computed."""
+    return dict(
+        con.execute(
+            "SELECT column_name, is_generated FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
+            [STORAGE_SCHEMA, f"t{int(table_id)}"],
+        ).fetchall()
     )
 
 
@@ -164,19 +188,16 @@ def _drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def apply_rows(con: duckdb.DuckDBPyConnection, table_id: int, rows: pa.Table) -> None:
-    """Apply row images in which each row id appears at most once."""
+    """Apply row images in which each row id appears at most once. Images read from the log
+    carry their transaction (`_txn`), which becomes the rows' `_asof_from`."""
     if rows.num_rows == 0:
         return
     target = storage_table(table_id)
-    generated = {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = ? AND is_generated",
-            [STORAGE_SCHEMA, f"t{int(table_id)}"],
-        ).fetchall()
-    }
-    columns = [c for c in rows.column_names if c not in _META and c not in generated]
+    stored = _stored_columns(con, table_id)
+    columns = [c for c in rows.column_names if c not in _META and not stored.get(c, False)]
+    if VERSION_FROM in stored and VERSION_FROM not in columns and "_txn" in rows.column_names:
+        rows = rows.append_column(VERSION_FROM, rows.column("_txn"))
+        columns.append(VERSION_FROM)
     col_list = ", ".join(quote_ident(c) for c in [*columns, ROW_ID])
     name = next(_batch_names)
     if max((c.num_chunks for c in rows.columns), default=0) > 64:  # DuckDB scans per chunk

@@ -37,8 +37,10 @@ def write_checkpoint(
         try:
             con.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {_ALIAS}")
             _materialize_lazy_tables(con, _ALIAS)
-            # The projection's "build finished" mark belongs to that file, not to its copies.
+            # The projection's "build finished" mark belongs to that file, not to its copies;
+            # so do its row versions (a state built from a checkpoint starts without any).
             con.execute(f"DROP TABLE IF EXISTS {_ALIAS}.{STORAGE_SCHEMA}.complete")
+            drop_versions(con, _ALIAS)
         finally:
             con.execute("COMMIT")
             con.execute(f"DETACH {_ALIAS}")
@@ -97,3 +99,13 @@ def verify_checkpoint(store: Store, ref: CheckpointRef) -> str | None:
 def nearest_checkpoint(recorder: Recorder, until: int | None) -> CheckpointRef | None:
     refs = recorder.checkpoints(until=until)
     return refs[-1] if refs else None
+
+
+def drop_versions(con: duckdb.DuckDBPyConnection, target: str) -> None:
+    """Drop the history tables of the database `target`."""
+    for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name SIMILAR TO 'h[0-9]+'",
+        [target, STORAGE_SCHEMA],
+    ).fetchall():
+        con.execute(f"DROP TABLE {target}.{STORAGE_SCHEMA}.{name}")

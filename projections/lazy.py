@@ -21,11 +21,13 @@ from projections.naming import (
     STATE_TABLE,
     STORAGE_SCHEMA,
     TABLES_TABLE,
+    VERSION_FROM,
     first_row,
     quote_ident,
     quote_literal,
     storage_table,
 )
+from projections.versions import TXN_VARIABLE, new_history_sql
 
 BASES_TABLE = f"{STORAGE_SCHEMA}.bases"
 LAZY_TABLE = f"{STORAGE_SCHEMA}.lazy"
@@ -89,7 +91,10 @@ def load_lazy_base(
     script = [
         f"COPY FROM DATABASE {alias} TO {quote_ident(target)} (SCHEMA)",
         create_lazy_tables_sql(),  # the rest of the internal schema came with the copy
-        f"INSERT INTO {STATE_TABLE} SELECT * FROM {alias}.{STATE_TABLE}",
+        # Row versions start at the checkpoint (it keeps none).
+        f"ALTER TABLE {STATE_TABLE} ADD COLUMN IF NOT EXISTS since_txn BIGINT",
+        f"INSERT INTO {STATE_TABLE} BY NAME SELECT * REPLACE (applied_txn AS since_txn) "
+        f"FROM {alias}.{STATE_TABLE}",
         f"INSERT INTO {TABLES_TABLE} SELECT * FROM {alias}.{TABLES_TABLE}",
         f"INSERT INTO {BASES_TABLE} VALUES ({quote_literal(alias)}, "
         f"{quote_literal(relative_path)})",
@@ -188,16 +193,44 @@ def materialize(con: duckdb.DuckDBPyConnection, table_id: int, *, empty: bool = 
     create = base_ddl(con, alias, table_id, staging)[0]
     indexes = base_ddl(con, alias, table_id, f"t{table_id}")[1:]
     con.execute(create)
+    older = _add_from_column(con, f"{STORAGE_SCHEMA}.{staging}")
     if not empty:
         con.execute(
-            f"INSERT INTO {STORAGE_SCHEMA}.{staging} SELECT * FROM {storage_table(table_id)}"
+            f"INSERT INTO {STORAGE_SCHEMA}.{staging} BY NAME "
+            f"SELECT * FROM {storage_table(table_id)}"
         )
     con.execute(f"DROP VIEW {storage_table(table_id)}")
     con.execute(f"ALTER TABLE {STORAGE_SCHEMA}.{staging} RENAME TO t{table_id}")
     for sql in indexes:
         con.execute(sql)
+    if older:  # its user view was written for a table without the column
+        from projections.apply import create_user_view
+
+        name = first_row(con, f"SELECT name FROM {TABLES_TABLE} WHERE table_id = ?", [table_id])
+        if name is not None:
+            create_user_view(con, name[0], table_id, replace=True)
     con.execute(f"DROP TABLE IF EXISTS {delta_table(table_id)}")
     con.execute(f"DELETE FROM {LAZY_TABLE} WHERE table_id = ?", [table_id])
+    con.execute(new_history_sql(table_id))
+
+
+def _add_from_column(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Give a table copied from a checkpoint written before row versions existed its
+    `_asof_from` column (0: older than anything the versions cover); True if it lacked it."""
+    schema, name = table.split(".")
+    has = first_row(
+        con,
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? AND column_name = ?",
+        [schema, name, VERSION_FROM],
+    )[0]
+    if has:
+        return False
+    con.execute(
+        f"ALTER TABLE {table} ADD COLUMN {VERSION_FROM} BIGINT DEFAULT 0;\n"
+        f"ALTER TABLE {table} ALTER COLUMN {VERSION_FROM} SET DEFAULT getvariable('{TXN_VARIABLE}')"
+    )
+    return True
 
 
 def drop_lazy(con: duckdb.DuckDBPyConnection, table_id: int) -> None:

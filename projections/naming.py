@@ -1,13 +1,19 @@
 """How projection objects are named inside DuckDB.
 
-User tables are views in `main` over storage tables `_asof.t<table id>` that carry a hidden
-`_rid` column; the storage name follows the stable table id, so renames touch only the view.
+User tables are views in `main` over storage tables `_asof.t<table id>` that carry hidden
+columns: `_rid` (the row id) and `_asof_from` (the transaction that wrote the row's current
+version, projections/versions.py); the storage name follows the stable table id, so renames
+touch only the view.
 """
 
 from __future__ import annotations
 
 STORAGE_SCHEMA = "_asof"
 ROW_ID = "_rid"
+VERSION_FROM = "_asof_from"
+VERSION_TO = "_asof_to"
+HIDDEN_COLUMNS = frozenset({ROW_ID, VERSION_FROM})
+RESERVED_COLUMNS = frozenset({ROW_ID, VERSION_FROM, VERSION_TO})
 ROW_ID_SEQUENCE = f"{STORAGE_SCHEMA}.rid"
 STATE_TABLE = f"{STORAGE_SCHEMA}.state"
 TABLES_TABLE = f"{STORAGE_SCHEMA}.tables"
@@ -24,6 +30,15 @@ def quote_literal(value: str) -> str:
 
 def storage_table(table_id: int) -> str:
     return f"{STORAGE_SCHEMA}.t{int(table_id)}"
+
+
+# Every stored column but `_asof_from` (which tables read from older checkpoints lack).
+STORED_COLUMNS = f"COLUMNS(lambda c: c <> '{VERSION_FROM}')"
+
+
+def history_table(table_id: int) -> str:
+    """Superseded row versions of a storage table (projections/versions.py)."""
+    return f"{STORAGE_SCHEMA}.h{int(table_id)}"
 
 
 def user_view(name: str) -> str:

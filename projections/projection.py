@@ -12,6 +12,7 @@ import duckdb
 
 from eventlog.events import TransactionInfo
 from eventlog.recorder import Recorder, Store
+from projections import versions
 from projections.apply import applied
 from projections.host import HostedState
 from projections.lazy import attach_bases, build_at
@@ -84,15 +85,16 @@ class Projection:
             raise
 
     def _complete(self) -> bool:
-        """Whether this file holds a whole projection (the mark is its build's last step)."""
+        """Whether this file holds a whole projection (the mark is its build's last step) in
+        the current layout (older files lack the row version columns: rebuilt)."""
         try:
             row = self.con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
                 f"AND schema_name = '{STORAGE_SCHEMA}' AND table_name = 'complete'"
             ).fetchall()
+            return bool(row[0][0]) and versions.current_layout(self.con)
         except duckdb.Error:
             return False
-        return bool(row[0][0])
 
     def applied(self) -> TransactionInfo | None:
         return applied(self.con.cursor())

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from eventlog.events import RowOp, TransactionInfo
 from eventlog.recorder import Recorder
-from projections import kinds
+from projections import kinds, versions
 from projections.apply import advance_row_ids, apply_event, apply_rows, set_applied
 
 _fold_names = (f"_asof_fold_{i}" for i in itertools.count())
@@ -77,6 +77,7 @@ def replay(
     if last is not None:
         advance_row_ids(con, top[0])
         set_applied(con, last)
+        con.execute(versions.restart_sql(last.txn_id))  # the versions these replaced were not kept
     return last
 
 

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from projections.lazy import build_at
-from projections.naming import STATE_TABLE, TABLES_TABLE, quote_literal, storage_table
+from projections.naming import (
+    STATE_TABLE,
+    STORED_COLUMNS,
+    TABLES_TABLE,
+    quote_literal,
+    storage_table,
+)
 from projections.projection import connect
 from queryapi.errors import AsofError
 
@@ -88,7 +94,8 @@ def table_digests(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
     out = {}
     for table_id, name in con.execute(f"SELECT table_id, name FROM {TABLES_TABLE}").fetchall():
         out[name] = con.execute(
-            f"SELECT count(*), sum(hash(t)::HUGEINT) FROM {storage_table(table_id)} t"
+            f"SELECT count(*), sum(hash(t)::HUGEINT) "
+            f"FROM (SELECT {STORED_COLUMNS} FROM {storage_table(table_id)}) t"
         ).fetchall()[0]
     return out
 

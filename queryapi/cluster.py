@@ -509,6 +509,8 @@ class Cluster:
                     fold_txn=fold.txn_id if fold else 0,
                     fold_ts=fold.ts if fold else None,
                 )
+                if fold is not None:  # AS OF before the fold is refused from now on
+                    rt.prune_versions(fold.txn_id)
             except BaseException as exc:
                 raise translate(exc) from None
         return reports

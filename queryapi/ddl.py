@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from eventlog.events import RowOp
-from projections import kinds
+from projections import kinds, versions
 from projections.apply import apply_event, next_table_id, register_table, set_table_version
 from projections.lazy import LAZY_TABLE
 from projections.naming import (
+    RESERVED_COLUMNS,
     ROW_ID,
     ROW_ID_SEQUENCE,
     STORAGE_SCHEMA,
+    STORED_COLUMNS,
     first_row,
     quote_ident,
     storage_table,
@@ -83,12 +85,20 @@ def _replace(sql: str, start: int, end: int, text: str) -> str:
 
 def _refuse_row_id_column(s: Session, table_id: int) -> None:
     cols = s.cur.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = ? AND table_name = ? AND lower(column_name) = ?",
-        [STORAGE_SCHEMA, f"t{table_id}", ROW_ID],
+        "SELECT min(column_name) FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? AND list_contains(?, lower(column_name))",
+        [STORAGE_SCHEMA, f"t{table_id}", sorted(RESERVED_COLUMNS)],
     ).fetchall()[0][0]
     if cols:
-        raise ProgrammingError(f"the column name {ROW_ID} is reserved by asof; rename it")
+        raise ProgrammingError(f"the column name {cols} is reserved by asof; rename it")
+
+
+def _add_hidden_columns(s: Session, table_id: int) -> None:
+    s.cur.execute(
+        f"ALTER TABLE {storage_table(table_id)} ADD COLUMN {ROW_ID} BIGINT "
+        f"DEFAULT nextval('{ROW_ID_SEQUENCE}');\n{versions.add_from_column_sql(table_id)};\n"
+        f"{versions.create_history_sql(table_id)}"
+    )
 
 
 # ------------------------------------------------------------------- CREATE
@@ -161,10 +171,7 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
     sql = _replace(st.sql, name.start, name.end, storage_table(table_id))
     s.cur.execute(sql, params)
     _refuse_row_id_column(s, table_id)
-    s.cur.execute(
-        f"ALTER TABLE {storage_table(table_id)} ADD COLUMN {ROW_ID} BIGINT "
-        f"DEFAULT nextval('{ROW_ID_SEQUENCE}')"
-    )
+    _add_hidden_columns(s, table_id)
     event = kinds.create_table(table_id, name.name, _storage_ddl(s, table_id))
     register_table(s.cur, event)
     s.emit(event)
@@ -297,11 +304,13 @@ def alter(s: Session, st: Statement) -> Result:
         s.emit(event)
         return Result.empty()
     for t in toks[k:]:
-        if t.kind == "identifier" and t.text.strip('"').lower() == ROW_ID:
-            raise ProgrammingError(f"the column name {ROW_ID} is reserved by asof; rename it")
+        if t.kind == "identifier" and t.text.strip('"').lower() in RESERVED_COLUMNS:
+            raise ProgrammingError(
+                f"the column name {t.text.strip(chr(34))} is reserved by asof; rename it"
+            )
     sql = _replace(st.sql, name.start, name.end, storage_table(table.table_id))
     s.materialize(table.table_id)
-    s.cur.execute(sql)
+    s.cur.execute(f"{sql};\n{versions.new_history_sql(table.table_id)}")
     version = table.version + 1
     set_table_version(s.cur, table.table_id, version)
     s.emit(kinds.alter_table(table.table_id, version, sql, _storage_ddl(s, table.table_id)))
@@ -339,10 +348,7 @@ def matview(s: Session, st: Statement) -> Result:
         table_id = next_table_id(s.cur)
         s.cur.execute(f"CREATE TABLE {storage_table(table_id)} AS {query}")
         _refuse_row_id_column(s, table_id)
-        s.cur.execute(
-            f"ALTER TABLE {storage_table(table_id)} ADD COLUMN {ROW_ID} BIGINT "
-            f"DEFAULT nextval('{ROW_ID_SEQUENCE}')"
-        )
+        _add_hidden_columns(s, table_id)
         event = kinds.create_table(
             table_id, name.name, _storage_ddl(s, table_id), table_kind="matview", definition=query
         )
@@ -388,6 +394,8 @@ def _capture_all(
 ) -> None:
     """Log the rows a statement just wrote (all of them, or those with row ids past `after`)."""
     where = "" if after is None else f" WHERE {ROW_ID} > {after}"
-    rows: pa.Table = s.cur.sql(f"SELECT * FROM {storage_table(table_id)}{where}").to_arrow_table()
+    rows: pa.Table = s.cur.sql(
+        f"SELECT {STORED_COLUMNS} FROM {storage_table(table_id)}{where}"
+    ).to_arrow_table()
     if rows.num_rows:
         s.emit(kinds.rows_event(table_id, version, kinds.event_rows(rows, op)))

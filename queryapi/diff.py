@@ -16,7 +16,15 @@ import pyarrow.compute as pc
 
 from eventlog.events import RowOp
 from projections import kinds
-from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, quote_ident, storage_table
+from projections.naming import (
+    HIDDEN_COLUMNS,
+    ROW_ID,
+    STORAGE_SCHEMA,
+    STORED_COLUMNS,
+    TABLES_TABLE,
+    quote_ident,
+    storage_table,
+)
 from queryapi.errors import ProgrammingError
 from queryapi.translate import translate
 
@@ -128,9 +136,9 @@ def _columns(cur: duckdb.DuckDBPyConnection, table_id: int) -> dict[str, str]:
         [STORAGE_SCHEMA, f"t{table_id}"],
     ).fetchall()
     if not rows:  # lazy tables are views over a checkpoint
-        rel = cur.sql(f"SELECT * FROM {storage_table(table_id)} LIMIT 0")
+        rel = cur.sql(f"SELECT {STORED_COLUMNS} FROM {storage_table(table_id)} LIMIT 0")
         rows = list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
-    return {c: t for c, t in rows if c != ROW_ID}
+    return {c: t for c, t in rows if c not in HIDDEN_COLUMNS}
 
 
 def _fork_point(a: _Side, b: _Side) -> tuple[bool, int | None]:
@@ -212,7 +220,7 @@ def _diff(sa: _Side, sb: _Side, table: str | None) -> Diff:
 
 
 def _rows(side: _Side, tid: int) -> pa.Table:
-    return side.cur.sql(f"SELECT * FROM {storage_table(tid)}").to_arrow_table()
+    return side.cur.sql(f"SELECT {STORED_COLUMNS} FROM {storage_table(tid)}").to_arrow_table()
 
 
 def _table_diff(

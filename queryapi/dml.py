@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import attrs
 
-from projections.naming import ROW_ID, quote_ident, storage_table
+from projections.naming import RESERVED_COLUMNS, ROW_ID, VERSION_FROM, quote_ident, storage_table
 from queryapi.errors import ProgrammingError
 from queryapi.statements import (
     Name,
@@ -133,7 +133,7 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     elif verb == "INSERT" and not conflict and not _inserts_values(toks, j):
         capture, user_returning = "readback", False
     else:
-        edits.append((len(stmt.sql), len(stmt.sql), " RETURNING *"))
+        edits.append((len(stmt.sql), len(stmt.sql), f" RETURNING * EXCLUDE ({VERSION_FROM})"))
         capture, user_returning = "returning", False
     query, targets = source if source is not None and capture == "readback" else (None, ())
     return DmlPlan(
@@ -196,9 +196,9 @@ def _hide_row_id_in_stars(toks, ret: int) -> list[tuple[int, int, str]]:
             and i + 2 < len(toks)
             and toks[i + 2].text == "("
         ):
-            edits.append((toks[i + 2].end, toks[i + 2].end, f"{ROW_ID}, "))
+            edits.append((toks[i + 2].end, toks[i + 2].end, f"{ROW_ID}, {VERSION_FROM}, "))
         else:
-            edits.append((t.end, t.end, f" EXCLUDE ({ROW_ID})"))
+            edits.append((t.end, t.end, f" EXCLUDE ({ROW_ID}, {VERSION_FROM})"))
     return edits
 
 
@@ -236,5 +236,7 @@ def _writable(table: TableInfo) -> TableInfo:
 
 def _refuse_row_id(stmt: Statement) -> None:
     for t in stmt.tokens:
-        if t.kind == "identifier" and unquote(t.text).lower() == ROW_ID:
-            raise ProgrammingError(f"the column name {ROW_ID} is reserved by asof; rename it")
+        if t.kind == "identifier" and unquote(t.text).lower() in RESERVED_COLUMNS:
+            raise ProgrammingError(
+                f"the column name {unquote(t.text)} is reserved by asof; rename it"
+            )

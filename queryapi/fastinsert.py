@@ -23,7 +23,15 @@ import duckdb
 import pyarrow as pa
 
 from eventlog.events import RowOp, RowValues
-from projections.naming import ROW_ID, STORAGE_SCHEMA, first_row, quote_ident, storage_table
+from projections.naming import (
+    HIDDEN_COLUMNS,
+    ROW_ID,
+    STORAGE_SCHEMA,
+    STORED_COLUMNS,
+    first_row,
+    quote_ident,
+    storage_table,
+)
 from queryapi.dml import TableInfo
 from queryapi.statements import Name, Statement, read_name, unquote
 
@@ -200,11 +208,11 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
         "(SELECT count(*) FROM duckdb_indexes() WHERE database_name = current_database() "
         " AND schema_name = ? AND table_name = ? AND is_unique), "
         "(SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-        " AND schema_name = ? AND table_name = ? AND column_name <> ? "
+        " AND schema_name = ? AND table_name = ? AND NOT list_contains(?, column_name) "
         " AND column_default IS NOT NULL), "
         "(SELECT bool_or(contains(upper(sql), 'COLLATE')) FROM duckdb_tables() "
         " WHERE database_name = current_database() AND schema_name = ? AND table_name = ?)",
-        [STORAGE_SCHEMA, table] * 2 + [ROW_ID] + [STORAGE_SCHEMA, table],
+        [STORAGE_SCHEMA, table] * 2 + [sorted(HIDDEN_COLUMNS)] + [STORAGE_SCHEMA, table],
     ).fetchall()
     unique_indexes, defaults, collated = found[0]
     if unique_indexes or defaults:
@@ -217,7 +225,7 @@ def fast_table(cur: duckdb.DuckDBPyConnection, info: TableInfo) -> FastTable | N
     if any(kind not in _JUDGED for kind, _ in constraints):
         return None
     stored_table = storage_table(info.table_id)
-    stored = cur.sql(f"SELECT * FROM {stored_table} LIMIT 0").to_arrow_table()
+    stored = cur.sql(f"SELECT {STORED_COLUMNS} FROM {stored_table} LIMIT 0").to_arrow_table()
     if stored.column_names != [*info.columns, ROW_ID]:
         return None
     required = {n.lower() for kind, names in constraints if kind == "NOT NULL" for n in names}

@@ -15,7 +15,16 @@ import duckdb
 import pyarrow as pa
 
 from projections import kinds
-from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, quote_ident, storage_table
+from projections.naming import (
+    HIDDEN_COLUMNS,
+    ROW_ID,
+    STORAGE_SCHEMA,
+    TABLES_TABLE,
+    VERSION_FROM,
+    quote_ident,
+    storage_table,
+)
+from projections.versions import TXN_VARIABLE
 from queryapi.errors import AsofError, ProgrammingError
 from queryapi.progress import track
 from queryapi.translate import translate
@@ -27,6 +36,7 @@ MODES = ("create", "append", "replace", "upsert")
 BATCH_ROWS = 100_000
 _names = (f"_asof_restore_{i}" for i in itertools.count())
 _RID_DDL = f", {ROW_ID} BIGINT DEFAULT(nextval('{STORAGE_SCHEMA}.rid'))"
+_FROM_DDL = f", {VERSION_FROM} BIGINT DEFAULT(getvariable('{TXN_VARIABLE}'))"
 
 
 @attrs.frozen
@@ -86,7 +96,7 @@ def _columns(cur: duckdb.DuckDBPyConnection, table_id: int) -> list[tuple[str, s
         "WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index",
         [db, STORAGE_SCHEMA, f"t{table_id}"],
     ).fetchall()
-    return [(n, t, bool(g)) for n, t, g in rows if n != ROW_ID]
+    return [(n, t, bool(g)) for n, t, g in rows if n not in HIDDEN_COLUMNS]
 
 
 def table_ddl(cur: duckdb.DuckDBPyConnection, table_id: int, name: str) -> str:
@@ -104,7 +114,8 @@ def table_ddl(cur: duckdb.DuckDBPyConnection, table_id: int, name: str) -> str:
     prefix = f"CREATE TABLE {STORAGE_SCHEMA}.t{table_id}("
     ddl = row[0][0] if row else ""
     if ddl.startswith(prefix) and _RID_DDL in ddl:
-        return f"CREATE TABLE {quote_ident(name)}(" + ddl[len(prefix) :].replace(_RID_DDL, "", 1)
+        body = ddl[len(prefix) :].replace(_RID_DDL, "", 1).replace(_FROM_DDL, "", 1)
+        return f"CREATE TABLE {quote_ident(name)}(" + body
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t, _ in _columns(cur, table_id))
     return f"CREATE TABLE {quote_ident(name)} ({cols})"  # constraints unreadable: columns only
 

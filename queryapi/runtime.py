@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
 
 from eventlog.events import RowValues, Transaction, TransactionInfo, rows_table
 from eventlog.hlc import HybridClock
@@ -16,10 +17,12 @@ from eventlog.recorder import Recorder, Store
 from projections.apply import advance_sequence, apply_rows, set_applied_sql
 from projections.checkpoint import nearest_checkpoint
 from projections.host import StateHost
-from projections.naming import ROW_ID_SEQUENCE
+from projections.naming import ROW_ID_SEQUENCE, VERSION_FROM
 from projections.projection import HostedProjection, Projection
+from projections.versions import prune_history
 from queryapi.errors import OperationalError, ReadOnlyError
 from queryapi.fastinsert import KeyTracker
+from queryapi.snapshots import ViewCursors
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +75,16 @@ class DatabaseRuntime:
         self.read_only = read_only
         self.write_lock = threading.Lock()
         self.catalog_cache = CatalogCache()
+        # (since_txn, tables) for AS OF views over row versions (queryapi/snapshots.py)
+        self.version_tables: tuple[int, Any] | None = None
+        self.view_cursors = ViewCursors()
         self._projection: Projection | HostedProjection | None = None
         self._retired: list[HostedProjection] = []
         self._host = host
         self._open_lock = threading.Lock()
         self.commit_hooks: list = []
         # Committed and durable, not yet in the projection (see queryapi/fastinsert.py).
-        self.pending: list[tuple[int, RowValues]] = []
+        self.pending: list[tuple[int, RowValues, int]] = []  # (table, row, txn id)
         self.pending_last: TransactionInfo | None = None
         self.keys = KeyTracker()  # the pending rows' unique keys, and key bounds
         self.next_row_id: int | None = None  # valid while only the fast path writes
@@ -119,6 +125,25 @@ class DatabaseRuntime:
                 f"than {self.lock_timeout:g} s; retry later"
             )
 
+    def prune_versions(self, horizon_txn: int) -> int:
+        """Delete the row versions no AS OF inside the window reads (superseded at or
+        before `horizon_txn`); returns how many went."""
+        if self.read_only or self.hosted:
+            return 0
+        self.acquire_write_lock()
+        try:
+            cur = self.writer_cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                removed = prune_history(cur, horizon_txn)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return removed
+        finally:
+            self.write_lock.release()
+
     def sync(self) -> None:
         """Apply rows the fast insert path committed, before anything reads the projection."""
         if not self.pending:
@@ -142,15 +167,17 @@ class DatabaseRuntime:
         pending, last = self.pending, self.pending_last
         assert last is not None
         cur = self.writer_cursor()
-        by_table: dict[tuple[int, bytes], list[RowValues]] = {}
-        for table_id, row in pending:
-            by_table.setdefault((table_id, row.schema_bytes), []).append(row)
+        by_table: dict[tuple[int, bytes], list[tuple[RowValues, int]]] = {}
+        for table_id, row, txn_id in pending:
+            by_table.setdefault((table_id, row.schema_bytes), []).append((row, txn_id))
         assert self.next_row_id is not None  # the fast path set it before adding rows
         top = self.next_row_id - 1
         try:
             cur.execute("BEGIN TRANSACTION")
             for (table_id, _), rows in by_table.items():
-                apply_rows(cur, table_id, rows_table(rows[0].schema, [r.values for r in rows]))
+                table = rows_table(rows[0][0].schema, [r.values for r, _ in rows])
+                txns = pa.array([t for _, t in rows], pa.int64())
+                apply_rows(cur, table_id, table.append_column(VERSION_FROM, txns))
             advance_sequence(cur, ROW_ID_SEQUENCE, top)
             cur.execute(f"{set_applied_sql(last)}; COMMIT")
         except Exception:  # DuckDB's errors, or Arrow's should a value not convert after all
@@ -237,6 +264,7 @@ class DatabaseRuntime:
                 log.exception("applying committed rows to %s on close failed", self.name)
             finally:
                 self.write_lock.release()
+        self.view_cursors.close()
         if self._flush_cursor is not None:
             self._flush_cursor.close()
             self._flush_cursor = None

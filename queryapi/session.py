@@ -19,10 +19,18 @@ import pyarrow.compute as pc
 
 from eventlog.errors import LogError
 from eventlog.events import Event, RowOp, RowValues
-from projections import kinds
+from projections import kinds, versions
 from projections.apply import apply_event, sequence_values, set_applied, set_applied_sql
 from projections.lazy import damaged_bases, lazy_ids, materialize
-from projections.naming import ROW_ID, STORAGE_SCHEMA, TABLES_TABLE, first_row, storage_table
+from projections.naming import (
+    HIDDEN_COLUMNS,
+    ROW_ID,
+    STORAGE_SCHEMA,
+    STORED_COLUMNS,
+    TABLES_TABLE,
+    first_row,
+    storage_table,
+)
 from queryapi import bulkinsert, ddl, fastinsert
 from queryapi.coalesce import coalesce
 from queryapi.dml import DmlPlan, TableInfo, plan_dml
@@ -62,6 +70,9 @@ class Session:
         self._events: list[Event] = []
         self._sql: list[str] = []
         self._seq_before: dict[str, int | None] = {}
+        self._txn_id = 0  # the id the open write transaction will commit under
+        self._superseded = versions.Superseded()
+        self._barrier = False  # the transaction restarts row version coverage
 
     # ----------------------------------------------------------------- public
     def execute(self, sql: str, params: Any = None) -> Result:
@@ -154,6 +165,10 @@ class Session:
         return result
 
     def _check_allowed(self, st: Statement) -> None:
+        if st.type == "SET" and any(t.text.lower() == versions.TXN_VARIABLE for t in st.tokens):
+            raise NotSupportedError(
+                f"the variable {versions.TXN_VARIABLE} is reserved by asof; use another name"
+            )
         if st.type in WRITE_TYPES or st.type in MATVIEW_TYPES or st.type in READ_TYPES:
             return
         if st.type in HARMLESS_TYPES:
@@ -254,7 +269,7 @@ class Session:
             "AND schema_name = ? AND table_name = ? ORDER BY column_index",
             [STORAGE_SCHEMA, f"t{row[0]}"],
         ).fetchall()
-        columns = tuple(c[0] for c in cols if c[0] != ROW_ID)
+        columns = tuple(c[0] for c in cols if c[0] not in HIDDEN_COLUMNS)
         generated = frozenset(c[0] for c in cols if c[1])
         return TableInfo(row[0], row[1], row[2], row[3], columns, generated)
 
@@ -269,6 +284,7 @@ class Session:
         if table_id in lazy:
             materialize(self.cur, table_id)
             lazy.discard(table_id)
+            self._barrier = True  # its rows' versions were never kept
 
     def _lazy_tables(self) -> set[int]:
         """Tables a clone still shares with its source (cached until the next DDL)."""
@@ -312,11 +328,14 @@ class Session:
             if n == 0:
                 return Result.count(0)
             rows = self.cur.sql(
-                f"SELECT * FROM {storage_table(table.table_id)} WHERE {ROW_ID} > {before}"
+                f"SELECT {STORED_COLUMNS} FROM {storage_table(table.table_id)} "
+                f"WHERE {ROW_ID} > {before}"
             ).to_arrow_table()
             event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None))
             self.emit(self.recorder.prepare(event))
             return Result.count(n)
+        if plan.verb in ("UPDATE", "DELETE") or plan.conflict:
+            self._superseded.before_change(self.cur)
         rel = self.cur.sql(plan.sql, params=params)
         types = [str(t) for t in rel.types] if plan.user_returning else []
         out = _arrow(rel)
@@ -325,12 +344,19 @@ class Session:
         if plan.user_returning:
             captured = captured.rename_columns([*table.columns, ROW_ID])
         if captured.num_rows:
+            row_ids = captured.column(ROW_ID)
             if plan.verb == "INSERT" and plan.conflict:
-                ops = _insert_or_update(captured.column(ROW_ID), before)
+                ops = _insert_or_update(row_ids, before)
+                self._superseded.record(
+                    table.table_id, row_ids, pc.equal(ops, RowOp.UPDATE), table.generated
+                )
             elif plan.verb == "INSERT":
                 ops = RowOp.INSERT
             else:
                 ops = RowOp.UPDATE if plan.verb == "UPDATE" else RowOp.DELETE
+                self._superseded.record(
+                    table.table_id, row_ids, plan.verb == "UPDATE", table.generated
+                )
             self.emit(
                 kinds.rows_event(table.table_id, table.version, kinds.event_rows(captured, ops))
             )
@@ -385,7 +411,7 @@ class Session:
             except BaseException as exc:
                 raise translate(exc, rolled_back=True) from None
             rt.next_row_id += 1
-            rt.pending.append((info.table_id, row))
+            rt.pending.append((info.table_id, row, txn.txn_id))
             rt.keys.add(info.table_id, keys)
             rt.pending_last = txn.info
             if len(rt.pending) >= rt.pending_limit:
@@ -453,7 +479,9 @@ class Session:
             if self.rt.hosted:  # the first write gives a fresh clone its projection file
                 self.rt.promote()
             self._use_current_projection()
-            self.cur.execute("BEGIN TRANSACTION")
+            head = self.rt.recorder.head()
+            self._txn_id = (head.txn_id if head is not None else 0) + 1
+            self.cur.execute(f"BEGIN TRANSACTION; {versions.writing_sql(self._txn_id)}")
             self._seq_before = self._sequence_values()
         except BaseException as exc:
             self._release()
@@ -466,6 +494,7 @@ class Session:
             self.cur.execute("ROLLBACK")
         except duckdb.Error:
             pass
+        self._end_versions()
         self.rt.catalog_cache.clear()
         self._events = []
         self._sql = []
@@ -487,7 +516,7 @@ class Session:
         txn = self.rt.recorder.append(events, ts=self.rt.clock.now(), sql=None)
         self.cur.execute("BEGIN TRANSACTION")
         set_applied(self.cur, txn.info)
-        self.cur.execute("COMMIT")
+        self.cur.execute(f"{versions.restart_sql(txn.txn_id)}; COMMIT")
 
     def _release(self) -> None:
         if self._holding:
@@ -499,9 +528,13 @@ class Session:
             self._add_sequence_events()
             if not self._events:
                 self.cur.execute("COMMIT")
+                self._end_versions()
                 self._release()
                 return
             events = coalesce(self._events) if len(self._events) > 1 else self._events
+            barrier = self._barrier or any(e.kind != kinds.ROWS for e in events)
+            if not barrier and self._superseded.pending:
+                self._superseded.keep(self.cur, self._txn_id)
             ts = self.rt.clock.now()
             txn = self.rt.recorder.append(events, ts=ts, sql=";\n".join(self._sql) or None)
         except BaseException as exc:
@@ -509,8 +542,13 @@ class Session:
             if isinstance(exc, LogError):
                 raise translate(exc, rolled_back=True) from None
             raise translate(exc, rolled_back=True) from None
+        self._end_versions()
+        restart = barrier or txn.txn_id != self._txn_id
         try:
-            self.cur.execute(f"{set_applied_sql(txn.info)}; COMMIT")
+            self.cur.execute(
+                f"{set_applied_sql(txn.info)}; "
+                f"{versions.restart_sql(txn.txn_id) + '; ' if restart else ''}COMMIT"
+            )
         except duckdb.Error:
             # The log has the transaction; the projection catches up from it.
             try:
@@ -523,6 +561,10 @@ class Session:
             self._sql = []
             self._release()
         self.rt.after_commit(txn)
+
+    def _end_versions(self) -> None:
+        self._superseded.close()
+        self._barrier = False
 
     def _add_sequence_events(self) -> None:
         # A sequence dropped and re-created in this transaction may end at its old value.

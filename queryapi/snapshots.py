@@ -1,9 +1,13 @@
-"""Where an AS OF handle reads from: the live projection, a cached state, or a new one.
+"""Where an AS OF handle reads from: the live projection, its row versions, a cached state,
+or a new one.
 
 * T at or after the last transaction the live projection applied (nothing committed after
   T): the state at T is the live state, so the handle reads it through its own cursor inside
   a read transaction. DuckDB's MVCC keeps that snapshot stable while later commits land.
-* T in the past: the state never changes (history is immutable), so built states are kept
+* T in the past, within the live projection's row versions (projections/versions.py: only
+  row changes since T): the same read transaction, with a temporary view per table that
+  picks the versions current at T.
+* T further back: the state never changes (history is immutable), so built states are kept
   in a small LRU keyed by (database, last transaction <= T) and shared by handles through
   reference counts. A state is built into the cluster's state host (projections/host.py).
 """
@@ -15,10 +19,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import duckdb
 
 from eventlog.events import TransactionInfo
+from eventlog.hlc import Timestamp
 from eventlog.recorder import Recorder
+from projections import versions
 from projections.apply import applied
 from projections.checkpoint import nearest_checkpoint
 from projections.host import HostedState, StateHost
@@ -35,24 +42,14 @@ class LiveSnapshot:
         self.cur = cur
         self.info = info
 
-    @classmethod
-    def open(cls, rt: DatabaseRuntime, micros: int) -> LiveSnapshot | None:
-        """The snapshot when the live state is the state at `micros`, else None."""
-        cur = rt.cursor()  # rows committed but not yet applied go in first
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            info = applied(cur)  # the first read fixes the snapshot
-            head = rt.recorder.head()
-        except BaseException:
-            cur.close()
-            raise
+    @staticmethod
+    def covers(rt: DatabaseRuntime, info: TransactionInfo | None, micros: int) -> bool:
+        """Whether a projection that applied `info` holds the state at `micros`."""
+        head = rt.recorder.head()
         same = (info is None and head is None) or (
             info is not None and head is not None and head.txn_id == info.txn_id
         )
-        if not same or (info is not None and info.ts.physical > micros):
-            _end(cur)
-            return None
-        return cls(cur, info)
+        return same and (info is None or info.ts.physical <= micros)
 
     def session_cursor(self) -> duckdb.DuckDBPyConnection:
         return self.cur
@@ -64,15 +61,8 @@ class LiveSnapshot:
     def repair(self) -> bool:
         """After a failed statement (DuckDB aborts the transaction): start a new read
         transaction; True when it still sees the same state, False when a commit came in."""
-        try:
-            self.cur.execute(f"SELECT 1 FROM {STATE_TABLE} LIMIT 0").fetchall()
-            return True  # refused before DuckDB ran it: the transaction is intact
-        except duckdb.Error:
-            pass
-        try:
-            self.cur.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
+        if _intact(self.cur):
+            return True
         try:
             self.cur.execute("BEGIN TRANSACTION")
             info = applied(self.cur)
@@ -84,6 +74,54 @@ class LiveSnapshot:
 
     def close(self) -> None:
         _end(self.cur)
+
+
+def _intact(cur: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a failed statement left `cur`'s read transaction intact (refused before
+    DuckDB ran it); if not, it is rolled back for the caller to begin another."""
+    try:
+        cur.execute(f"SELECT 1 FROM {STATE_TABLE} LIMIT 0").fetchall()
+        return True
+    except duckdb.Error:
+        pass
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+    return False
+
+
+@attrs.frozen
+class _ReadState:
+    """What a new read transaction on the live projection sees."""
+
+    info: TransactionInfo | None
+    since: int | None  # where its row versions start (None: it keeps none)
+
+
+_STATE_SQL = f"SELECT applied_txn, applied_ts, applied_logical, since_txn FROM {STATE_TABLE}"
+
+
+def _read_transaction(rt: DatabaseRuntime) -> tuple[duckdb.DuckDBPyConnection, _ReadState]:
+    """A cursor on the live projection in a new read transaction, and what it holds (one
+    round trip: it runs for every AS OF handle)."""
+    cur = rt.cursor()  # rows committed but not yet applied go in first
+    try:
+        return cur, _begin_read(cur)
+    except BaseException:
+        _end(cur)
+        raise
+
+
+def _begin_read(cur: duckdb.DuckDBPyConnection) -> _ReadState:
+    try:
+        row = cur.execute(f"BEGIN TRANSACTION; {_STATE_SQL}").fetchall()[0]
+    except duckdb.Error:  # a state from a checkpoint older than row versions
+        cur.execute("ROLLBACK; BEGIN TRANSACTION")
+        return _ReadState(applied(cur), None)
+    txn, ts, logical, since = row
+    info = None if txn == 0 else TransactionInfo(txn, Timestamp(ts, logical))
+    return _ReadState(info, since)
 
 
 class HostedSnapshot:
@@ -111,7 +149,193 @@ class HostedSnapshot:
             self.state.release()
 
 
-Snapshot = LiveSnapshot | HostedSnapshot
+class VersionedSnapshot:
+    """A read transaction on the live projection that shows its row versions at one past
+    transaction. diff and restore read storage tables by their internal names, which the
+    views do not cover: they get a built state."""
+
+    def __init__(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        txn_id: int,
+        views: str,
+        build: Callable[[], HostedState],
+    ) -> None:
+        self.cur = cur
+        self.txn_id = txn_id
+        self._views = views
+        self._build = build
+        self._hosted: HostedSnapshot | None = None
+        self._pool: tuple[ViewCursors, tuple[int, int]] | None = None  # where `cur` goes back
+
+    @classmethod
+    def attach(
+        cls,
+        rt: DatabaseRuntime,
+        cur: duckdb.DuckDBPyConnection,
+        state: _ReadState,
+        txn_id: int,
+        build: Callable[[], HostedState],
+    ) -> VersionedSnapshot | None:
+        """Turn `cur`'s read transaction into the state at `txn_id`, if the row versions
+        reach back that far (None leaves the transaction to the caller)."""
+        views = _views_at(rt, cur, state, txn_id)
+        if views is None:
+            return None
+        return cls(cur, txn_id, views, build)
+
+    @classmethod
+    def try_fast(
+        cls, rt: DatabaseRuntime, micros: int, build: Callable[[], HostedState]
+    ) -> VersionedSnapshot | None:
+        """The common case in one round trip: when the tables are known from an earlier
+        handle and `micros` is before the head, take a pooled cursor whose views read the
+        transaction from a variable, set it and read the state together."""
+        cached = rt.version_tables
+        head = rt.recorder.head()
+        if cached is None or head is None:
+            return None
+        txn_id = last_txn_at(rt.recorder, micros)
+        if txn_id >= head.txn_id:
+            return None
+        rt.sync()  # rows committed but not yet applied go in first
+        projection = rt.projection
+        key = (id(projection), cached[0])
+        cur = rt.view_cursors.take(key)
+        try:
+            if cur is None:
+                cur = projection.cursor()
+                cur.execute(versions.state_views_sql(cached[1], None))
+            row = cur.execute(_pooled_begin_sql(txn_id)).fetchall()[0]
+            applied_txn, since = row[0], row[3]
+            if since == cached[0] and since <= txn_id < applied_txn:
+                snapshot = cls(cur, txn_id, "", build)
+                snapshot._pool = (rt.view_cursors, key)
+                return snapshot
+        except duckdb.Error:
+            pass  # a table the cached list names is gone: the careful path sorts it out
+        if cur is not None:
+            _end(cur)
+        return None
+
+    def session_cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.cur
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        if self._hosted is None:
+            self._hosted = HostedSnapshot(self._build())
+        return self._hosted.cursor()
+
+    def repair(self) -> bool:
+        """After a failed statement: a new read transaction, if the versions still reach."""
+        if _intact(self.cur):
+            return True
+        try:
+            if self._pool is not None:
+                since = self._pool[1][1]
+                row = self.cur.execute(self._begin_sql()).fetchall()[0]
+                return row[3] == since and since <= self.txn_id < row[0]
+            state = _begin_read(self.cur)
+            return self._views == _views_at(None, self.cur, state, self.txn_id)
+        except duckdb.Error:
+            return False
+
+    def _begin_sql(self) -> str:
+        return _pooled_begin_sql(self.txn_id)
+
+    def close(self) -> None:
+        if self._pool is not None and _rolled_back(self.cur):
+            pool, key = self._pool
+            pool.give(key, self.cur)
+        else:
+            _end(self.cur)
+        if self._hosted is not None:
+            self._hosted.close()
+
+
+def _pooled_begin_sql(txn_id: int) -> str:
+    """A pooled cursor's read transaction: its views read `txn_id` from the variable."""
+    return f"BEGIN TRANSACTION; SET VARIABLE {versions.AT_VARIABLE} = {int(txn_id)}; {_STATE_SQL}"
+
+
+class ViewCursors:
+    """Cursors on a live projection that already hold the AS OF views, kept between handles
+    as a connection pool keeps connections: creating the views costs as much as the rest
+    of a handle. Keyed by (projection, `since_txn`): the views are valid while both hold."""
+
+    def __init__(self, limit: int = 4) -> None:
+        self._lock = threading.Lock()
+        self._free: list[tuple[tuple[int, int], duckdb.DuckDBPyConnection]] = []
+        self.limit = limit
+
+    def take(self, key: tuple[int, int]) -> duckdb.DuckDBPyConnection | None:
+        with self._lock:
+            stale = [c for k, c in self._free if k != key]
+            mine = [c for k, c in self._free if k == key]
+            found = mine.pop() if mine else None
+            self._free = [(key, c) for c in mine]
+        for cur in stale:
+            _close(cur)
+        return found
+
+    def give(self, key: tuple[int, int], cur: duckdb.DuckDBPyConnection) -> None:
+        with self._lock:
+            if len(self._free) < self.limit:
+                self._free.append((key, cur))
+                return
+        _close(cur)
+
+    def close(self) -> None:
+        with self._lock:
+            free, self._free = self._free, []
+        for _, cur in free:
+            _close(cur)
+
+
+def _rolled_back(cur: duckdb.DuckDBPyConnection) -> bool:
+    try:
+        cur.execute("ROLLBACK")
+        return True
+    except duckdb.Error:
+        return False
+
+
+def _close(cur: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cur.close()
+    except duckdb.Error:
+        pass  # its connection closed first
+
+
+def _views_at(
+    rt: DatabaseRuntime | None, cur: duckdb.DuckDBPyConnection, state: _ReadState, txn_id: int
+) -> str | None:
+    """Create the views of the state at `txn_id` in `cur`'s read transaction and return
+    their script, or None when the row versions do not reach that far."""
+    since, info = state.since, state.info
+    if since is None or info is None or not since <= txn_id < info.txn_id:
+        return None
+    # The tables cannot change while the versions reach back (any DDL moves `since`).
+    cached = rt.version_tables if rt is not None else None
+    if cached is not None and cached[0] == since:
+        tables = cached[1]
+    else:
+        tables = versions.user_tables(cur)
+        if rt is not None:
+            rt.version_tables = (since, tables)
+    script = versions.state_views_sql(tables, txn_id)
+    if script:
+        try:
+            cur.execute(script)
+        except duckdb.Error:
+            # A table still read from a checkpoint has no history table (none is needed:
+            # nothing changed it since `since`), and one from a checkpoint older than row
+            # versions has no `_asof_from`: build the state instead.
+            return None
+    return script
+
+
+Snapshot = LiveSnapshot | HostedSnapshot | VersionedSnapshot
 
 
 class StateCache:
@@ -147,9 +371,22 @@ class StateCache:
         from the log and not shared)."""
         if rebuild:
             return HostedSnapshot(self.host.build(rt.store, rt.recorder, micros))
-        live = LiveSnapshot.open(rt, micros)
-        if live is not None:
-            return live
+        build = lambda: self.state(rt, micros)  # noqa: E731
+        versioned = VersionedSnapshot.try_fast(rt, micros, build)
+        if versioned is not None:
+            return versioned
+        cur, state = _read_transaction(rt)
+        try:
+            if LiveSnapshot.covers(rt, state.info, micros):
+                return LiveSnapshot(cur, state.info)
+            txn_id = last_txn_at(rt.recorder, micros)
+            versioned = VersionedSnapshot.attach(rt, cur, state, txn_id, build)
+            if versioned is not None:
+                return versioned
+        except BaseException:
+            _end(cur)
+            raise
+        _end(cur)
         return HostedSnapshot(self.state(rt, micros))
 
     def state(self, rt: DatabaseRuntime, micros: int) -> HostedState:

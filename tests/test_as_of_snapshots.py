@@ -1,4 +1,5 @@
-"""AS OF handles served from the live projection (a read transaction) or from cached states."""
+"""AS OF handles served from the live projection (a read transaction, with row versions for
+past times) or from cached states."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import duckdb
 import pytest
 
 from queryapi import DataError, InterfaceError, ProgrammingError, ReadOnlyError
-from queryapi.snapshots import HostedSnapshot, LiveSnapshot
+from queryapi.snapshots import HostedSnapshot, LiveSnapshot, VersionedSnapshot
 from support import head_ts, table_rows, tick
 
 
@@ -17,6 +18,12 @@ def db(cluster):
     d.sql("CREATE TABLE t (k INT, v INT)")
     d.sql("INSERT INTO t SELECT i, i % 3 FROM range(10) r(i)")
     return d
+
+
+def _beyond_versions(db) -> None:
+    """Commit a schema change: states before it are built (and cached), not read from the
+    live projection's row versions."""
+    db.sql("CREATE SEQUENCE IF NOT EXISTS schema_change")
 
 
 def _sum(handle, table: str = "t") -> tuple:
@@ -81,11 +88,17 @@ def test_a_failed_query_keeps_the_head_snapshot(cluster, db):
     head.close()
 
 
-def test_head_as_of_falls_back_to_a_build_when_a_commit_follows_ts(cluster, db):
+def test_a_past_as_of_reads_row_versions_until_a_schema_change_then_builds(cluster, db):
     ts = head_ts(db)
     expected = table_rows(db, "t")
     tick()
     db.sql("DELETE FROM t WHERE k < 3")
+    db.sql("UPDATE t SET v = 50 WHERE k > 6")
+    with db.as_of(ts) as past:
+        assert isinstance(past._source, VersionedSnapshot)
+        assert table_rows(past, "t") == expected
+        _beyond_versions(db)  # the handle keeps its read transaction
+        assert table_rows(past, "t") == expected
     with db.as_of(ts) as past:
         assert isinstance(past._source, HostedSnapshot)
         assert table_rows(past, "t") == expected
@@ -116,6 +129,7 @@ def test_past_states_are_cached_and_shared_by_independent_handles(cluster, db):
     ts2 = head_ts(db)
     tick()
     db.sql("DELETE FROM t WHERE k > 4")
+    _beyond_versions(db)
     a = db.as_of(ts1)
     b = db.as_of(ts1)
     c = db.as_of(ts2 - 1)  # resolves to the same transaction as ts1
@@ -143,6 +157,7 @@ def test_the_cache_is_bounded_and_released(cluster, db):
         stamps.append(head_ts(db))
     tick()
     db.sql("INSERT INTO t VALUES (-1, 0)")
+    _beyond_versions(db)
     for i, ts in enumerate(stamps):
         with db.as_of(ts) as h:
             assert _sum(h)[0] == 11 + i
@@ -162,6 +177,7 @@ def test_compaction_and_gc_release_cached_states(disk_cluster):
     ts = head_ts(d)
     tick()
     d.sql("INSERT INTO t VALUES (2)")
+    _beyond_versions(d)
     d.as_of(ts).close()
     assert len(disk_cluster._states) == 1
     disk_cluster.compact()
@@ -189,6 +205,7 @@ def test_a_state_asked_for_twice_is_copied_into_real_tables(cluster, db):
     expected = table_rows(db, "t")
     tick()
     db.sql("INSERT INTO t VALUES (77, 7)")
+    _beyond_versions(db)
     first = db.as_of(ts)
     state = first._source.state
     assert not state.materialized
@@ -210,6 +227,7 @@ def test_handles_close_cleanly_after_the_cluster(db):
     ts = head_ts(db)
     tick()
     db.sql("INSERT INTO t VALUES (11, 1)")
+    _beyond_versions(db)
     past = db.as_of(ts)
     head = db.as_of(head_ts(db))
     assert isinstance(past._source, HostedSnapshot) and isinstance(head._source, LiveSnapshot)

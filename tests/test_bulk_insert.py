@@ -87,7 +87,8 @@ def _same_as_duckdb(db, ref, table: str) -> None:
 def _storage(db, table: str) -> pa.Table:
     cur = db._rt.projection.cursor()
     (tid,) = cur.execute("SELECT table_id FROM _asof.tables WHERE name = ?", [table]).fetchall()[0]
-    return cur.sql(f"SELECT * FROM _asof.t{tid} ORDER BY _rid").to_arrow_table(), tid
+    rows = cur.sql(f"SELECT * EXCLUDE (_asof_from) FROM _asof.t{tid} ORDER BY _rid")
+    return rows.to_arrow_table(), tid
 
 
 def _log_matches_projection(db, table: str) -> None:

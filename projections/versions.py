@@ -1,0 +1,317 @@
+"""Row versions kept beside the live tables, so a state in the past is two scans.
+
+Every storage table carries `_asof_from`, the transaction that wrote the row's current
+version. When a transaction updates or deletes a row, the version it replaces goes to
+`_asof.h<id>` with `[_asof_from, _asof_to)`. The state at transaction N is then
+
+    SELECT ... FROM t WHERE _asof_from <= N
+    UNION ALL SELECT ... FROM h WHERE _asof_from <= N AND _asof_to > N
+
+with no join and no fold of the log. An updated row is moved (deleted and inserted again)
+rather than changed in place, so the live table stays in commit order and `_asof_from <= N`
+skips whole row groups by their min/max; `h` is appended in commit order, so `_asof_to > N`
+does too.
+
+Coverage is one number, `_asof.state.since_txn`. The views above give the state at N
+only when every transaction after N changed rows through a session (which keeps the
+versions it replaces) and nothing else. A transaction with any other event (DDL, TRUNCATE,
+a sequence move), a catch-up from the log, or a clone table's first write moves `since_txn`
+to itself; AS OF before it builds the state from checkpoint + log instead. Such a
+transaction skips the bookkeeping below, since nothing before it will be read this way.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from projections.naming import (
+    ROW_ID,
+    STATE_TABLE,
+    STORAGE_SCHEMA,
+    TABLES_TABLE,
+    VERSION_FROM,
+    VERSION_TO,
+    first_row,
+    history_table,
+    quote_ident,
+    storage_table,
+)
+
+TXN_VARIABLE = "asof_txn"
+
+_names = (f"_asof_versions_{i}" for i in itertools.count())
+_MOVING = "temp.main._asof_moving"
+
+
+def add_from_column_sql(table_id: int) -> str:
+    """The hidden column a new storage table gets: the writing transaction, which the
+    session sets on its cursor (`writing_sql`) before the first statement runs."""
+    return (
+        f"ALTER TABLE {storage_table(table_id)} ADD COLUMN {VERSION_FROM} BIGINT "
+        f"DEFAULT getvariable('{TXN_VARIABLE}')"
+    )
+
+
+def writing_sql(txn_id: int) -> str:
+    return f"SET VARIABLE {TXN_VARIABLE} = {int(txn_id)}"
+
+
+def restart_sql(txn_id: int) -> str:
+    """Versions are complete only from `txn_id` on (integers only: safe to inline)."""
+    return f"UPDATE {STATE_TABLE} SET since_txn = {int(txn_id)}"
+
+
+def since(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The first transaction the versions cover, or None when they cover nothing."""
+    try:
+        row = first_row(con, f"SELECT since_txn FROM {STATE_TABLE}")
+    except duckdb.Error:  # a projection older than row versions
+        return None
+    return None if row is None else row[0]
+
+
+def create_history_sql(table_id: int) -> str:
+    """The history table of a storage table: its columns (computed ones stored) and the end
+    of each version. Made with the table, so AS OF views can always name it."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {history_table(table_id)} AS SELECT *, "
+        f"CAST(0 AS BIGINT) AS {VERSION_TO} FROM {storage_table(table_id)} LIMIT 0"
+    )
+
+
+def new_history_sql(table_id: int) -> str:
+    """A table whose columns change starts a new history (older versions are never read
+    through it: the change itself moved `since_txn`)."""
+    return f"DROP TABLE IF EXISTS {history_table(table_id)};\n{create_history_sql(table_id)}"
+
+
+def drop_history_sql(table_id: int) -> str:
+    return f"DROP TABLE IF EXISTS {history_table(table_id)}"
+
+
+def prune_history(con: duckdb.DuckDBPyConnection, horizon_txn: int) -> int:
+    """Delete versions superseded at or before `horizon_txn` (outside the AS OF window)."""
+    removed = 0
+    for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        f"AND schema_name = '{STORAGE_SCHEMA}' AND table_name SIMILAR TO 'h[0-9]+'"
+    ).fetchall():
+        table = f"{STORAGE_SCHEMA}.{name}"
+        removed += con.execute(
+            f"DELETE FROM {table} WHERE {VERSION_TO} <= ?", [horizon_txn]
+        ).fetchall()[0][0]
+    return removed
+
+
+class Superseded:
+    """The row versions one transaction replaces, kept at its commit.
+
+    The first UPDATE, DELETE or upsert opens a read transaction on another cursor: it sees
+    the state before this transaction (the write lock keeps other writers out), which is
+    where the replaced versions are read from at commit.
+    """
+
+    def __init__(self) -> None:
+        self._snapshot: duckdb.DuckDBPyConnection | None = None
+        self._updated: dict[int, list[pa.Array]] = {}
+        self._deleted: dict[int, list[pa.Array]] = {}
+        self._generated: dict[int, frozenset[str]] = {}
+
+    def before_change(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Call before a statement that may update or delete rows."""
+        if self._snapshot is None:
+            snap = cur.cursor()
+            snap.execute(f"BEGIN TRANSACTION; SELECT applied_txn FROM {STATE_TABLE}")
+            snap.fetchall()
+            self._snapshot = snap
+
+    def record(
+        self,
+        table_id: int,
+        row_ids: pa.ChunkedArray,
+        updated: pa.Array | bool,
+        generated: frozenset[str] = frozenset(),
+    ) -> None:
+        """Rows a statement changed: `updated` is True (all updated), False (all deleted)
+        or a boolean mask (an upsert: inserted rows are False and need nothing).
+        `generated` names the table's computed columns (never inserted into)."""
+        ids = row_ids.combine_chunks() if isinstance(row_ids, pa.ChunkedArray) else row_ids
+        self._generated[table_id] = generated
+        if updated is True:
+            self._updated.setdefault(table_id, []).append(ids)
+        elif updated is False:
+            self._deleted.setdefault(table_id, []).append(ids)
+        else:
+            self._updated.setdefault(table_id, []).append(pc.filter(ids, updated))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._updated or self._deleted)
+
+    def keep(self, cur: duckdb.DuckDBPyConnection, txn_id: int) -> None:
+        """Move the replaced versions into history and the updated rows to the end of
+        their tables, inside the writer's transaction `cur`."""
+        snap = self._snapshot
+        for table_id in sorted({*self._updated, *self._deleted}):
+            updated = _unique(self._updated.get(table_id, ()))
+            deleted = _unique(self._deleted.get(table_id, ()))
+            touched = pc.unique(pa.concat_arrays([updated, deleted]))
+            if snap is not None and len(touched):
+                _keep_old_versions(cur, snap, table_id, touched, txn_id)
+            if len(updated):
+                alive = pc.filter(updated, pc.invert(pc.is_in(updated, deleted)))
+                if len(alive):
+                    _move_to_end(cur, table_id, alive, txn_id, self._generated[table_id])
+
+    def close(self) -> None:
+        if self._snapshot is not None:
+            snap, self._snapshot = self._snapshot, None
+            try:
+                snap.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            snap.close()
+        self._updated.clear()
+        self._deleted.clear()
+        self._generated.clear()
+
+
+def _unique(parts: Iterable[pa.Array]) -> pa.Array:
+    arrays = list(parts)
+    if not arrays:
+        return pa.array([], pa.int64())
+    return pc.unique(pa.concat_arrays([a.cast(pa.int64()) for a in arrays]))
+
+
+class _RowIds:
+    """A set of row ids as a SQL condition: one id inline (so DuckDB's min/max skip row
+    groups), more through a registered Arrow table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, row_ids: pa.Array) -> None:
+        self.con = con
+        self.name: str | None = None
+        if len(row_ids) == 1:
+            self.condition = f"{ROW_ID} = {int(row_ids[0].as_py())}"
+        else:
+            self.name = next(_names)
+            con.register(self.name, pa.table({ROW_ID: row_ids}))
+            self.condition = f"{ROW_ID} IN (SELECT {ROW_ID} FROM {self.name})"
+
+    def __enter__(self) -> str:
+        return self.condition
+
+    def __exit__(self, *exc: object) -> None:
+        if self.name is not None:
+            try:
+                self.con.unregister(self.name)
+            except duckdb.Error:
+                pass  # an aborted transaction took the name with it
+
+
+def _keep_old_versions(
+    cur: duckdb.DuckDBPyConnection,
+    snap: duckdb.DuckDBPyConnection,
+    table_id: int,
+    row_ids: pa.Array,
+    txn_id: int,
+) -> None:
+    table = storage_table(table_id)
+    with _RowIds(snap, row_ids) as where:
+        try:
+            old = snap.sql(f"SELECT * FROM {table} WHERE {where}").to_arrow_table()
+        except duckdb.CatalogException:
+            return  # created by this transaction: nothing replaced
+    if old.num_rows == 0:
+        return
+    name = next(_names)
+    cur.register(name, old)
+    try:
+        cur.execute(
+            f"{create_history_sql(table_id)};\n"
+            f"INSERT INTO {history_table(table_id)} BY NAME SELECT *, "
+            f"CAST({int(txn_id)} AS BIGINT) AS {VERSION_TO} FROM {name}"
+        )
+    finally:
+        cur.unregister(name)
+
+
+def _move_to_end(
+    cur: duckdb.DuckDBPyConnection,
+    table_id: int,
+    row_ids: pa.Array,
+    txn_id: int,
+    generated: frozenset[str],
+) -> None:
+    """Delete the rows and insert them again, stamped with `txn_id`: the table stays in
+    commit order. The rows go through a temporary table, never through Arrow, so every
+    value comes back exactly. (DuckDB would refuse the delete of a row a foreign key points
+    at; asof tables cannot be referenced by foreign keys.)"""
+    table = storage_table(table_id)
+    skip = ", ".join(quote_ident(c) for c in sorted(generated))
+    columns = f"* EXCLUDE ({skip})" if skip else "*"
+    with _RowIds(cur, row_ids) as where:
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_MOVING} AS SELECT {columns} FROM {table} "
+            f"WHERE {where};\nDELETE FROM {table} WHERE {where};\n"
+            f"INSERT INTO {table} BY NAME SELECT * REPLACE (CAST({int(txn_id)} AS BIGINT) "
+            f"AS {VERSION_FROM}) FROM {_MOVING};\nDROP TABLE {_MOVING}"
+        )
+
+
+Tables = tuple[tuple[int, str, tuple[str, ...]], ...]  # (table id, name, user columns)
+
+
+def user_tables(con: duckdb.DuckDBPyConnection) -> Tables:
+    """Every table's id, name and columns (the hidden ones left out), in one query."""
+    rows = con.execute(
+        f"SELECT t.table_id, t.name, list(c.column_name ORDER BY c.column_index) "
+        f"FROM {TABLES_TABLE} AS t JOIN duckdb_columns() AS c "
+        "ON c.database_name = current_database() AND c.schema_name = ? "
+        "AND c.table_name = 't' || t.table_id AND NOT list_contains(?, c.column_name) "
+        "GROUP BY ALL ORDER BY t.table_id",
+        [STORAGE_SCHEMA, [ROW_ID, VERSION_FROM]],
+    ).fetchall()
+    return tuple((table_id, name, tuple(cols)) for table_id, name, cols in rows)
+
+
+AT_VARIABLE = "asof_at"
+
+
+def state_views_sql(tables: Tables, txn_id: int | None) -> str:
+    """Temporary views, one per user table, that show the state at `txn_id` under the
+    table's own name (a connection's temporary objects come first in name lookup, for
+    the user's views too). `txn_id` None: the views read it from the `asof_at` variable,
+    so one cursor's views serve any transaction."""
+    n = f"getvariable('{AT_VARIABLE}')" if txn_id is None else str(int(txn_id))
+    script = []
+    for table_id, name, columns in tables:
+        cols = ", ".join(quote_ident(c) for c in columns)
+        script.append(
+            f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS "
+            f"SELECT {cols} FROM {storage_table(table_id)} WHERE {VERSION_FROM} <= {n} "
+            f"UNION ALL SELECT {cols} FROM {history_table(table_id)} "
+            f"WHERE {VERSION_FROM} <= {n} AND {VERSION_TO} > {n}"
+        )
+    return ";\n".join(script)
+
+
+def current_layout(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a projection has row versions: `since_txn`, and `_asof_from` on every
+    storage table (views over checkpoints aside). Older projections are rebuilt."""
+    row = first_row(
+        con,
+        "SELECT (SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = 'state' AND column_name = 'since_txn'), "
+        "(SELECT count(*) FROM duckdb_tables() AS t WHERE t.database_name = current_database() "
+        "AND t.schema_name = ? AND t.table_name SIMILAR TO 't[0-9]+' AND NOT EXISTS ("
+        "SELECT 1 FROM duckdb_columns() AS c WHERE c.database_name = t.database_name "
+        "AND c.schema_name = t.schema_name AND c.table_name = t.table_name "
+        f"AND c.column_name = '{VERSION_FROM}'))",
+        [STORAGE_SCHEMA, STORAGE_SCHEMA],
+    )
+    return row is not None and row[0] == 1 and row[1] == 0

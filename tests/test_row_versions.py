@@ -1,0 +1,311 @@
+"""Row versions in the live projection (projections/versions.py): an AS OF in the past that
+only row changes followed reads them, and must equal the state rebuilt from the log."""
+
+from __future__ import annotations
+
+import itertools
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from queryapi import DataError, NotSupportedError, ProgrammingError
+from queryapi.snapshots import HostedSnapshot, VersionedSnapshot
+from support import head_ts, table_rows, tick
+
+
+@pytest.fixture
+def db(disk_cluster):
+    disk_cluster.sql("CREATE DATABASE d")
+    d = disk_cluster.database("d")
+    d.sql("CREATE TABLE t (k INT PRIMARY KEY, v INT, s VARCHAR)")
+    d.sql("INSERT INTO t SELECT i, i % 5, 'r' || i FROM range(20) r(i)")
+    return d
+
+
+def _storage(db, sql: str) -> list[tuple]:
+    cur = db._rt.cursor()
+    try:
+        return cur.execute(sql).fetchall()
+    finally:
+        cur.close()
+
+
+def _check_every_past_state(db, stamps: list[tuple[int, list[tuple]]]) -> None:
+    for ts, expected in stamps:
+        with db.as_of(ts) as past:
+            assert isinstance(past._source, VersionedSnapshot), ts
+            assert table_rows(past, "t") == expected
+        with db.as_of(ts, rebuild=True) as built:
+            assert table_rows(built, "t") == expected
+
+
+def test_updates_deletes_and_upserts_are_read_back_at_every_past_time(db):
+    stamps = []
+
+    def step(*statements: str) -> None:
+        tick()
+        if len(statements) > 1:
+            db.sql("BEGIN")
+        for sql in statements:
+            db.sql(sql)
+        if len(statements) > 1:
+            db.sql("COMMIT")
+        stamps.append((head_ts(db), table_rows(db, "t")))
+
+    step("UPDATE t SET v = v + 100 WHERE k < 5")
+    step("DELETE FROM t WHERE k BETWEEN 10 AND 12")
+    step("INSERT INTO t VALUES (50, 1, 'new')")  # the single-row fast path
+    step(
+        "UPDATE t SET v = -1 WHERE k = 1",
+        "UPDATE t SET v = -2 WHERE k = 1",  # two versions in one transaction: one kept
+        "INSERT INTO t VALUES (60, 6, 'x')",
+        "UPDATE t SET s = 'changed' WHERE k = 60",  # born and changed in one transaction
+        "DELETE FROM t WHERE k = 2",
+    )
+    step("INSERT INTO t VALUES (1, 0, 'dup'), (70, 7, 'y') ON CONFLICT DO UPDATE SET v = 77")
+    step("UPDATE t SET k = k + 1000 WHERE k = 3")  # a key change
+    step("INSERT INTO t SELECT i, 0, 'bulk' FROM range(100, 200) r(i)")
+    db.sql("BEGIN")
+    db.sql("UPDATE t SET v = 999")
+    db.sql("ROLLBACK")  # leaves no version behind
+    tick()
+    db.sql("DELETE FROM t WHERE k = 50")
+    _check_every_past_state(db, stamps)
+    history = _storage(db, "SELECT count(*) FROM _asof.h1 WHERE _asof_to <= _asof_from")
+    assert history == [(0,)]  # no empty intervals
+
+
+def test_updated_rows_move_to_the_end_of_their_table(db):
+    for k in (3, 7, 1):
+        db.sql("UPDATE t SET v = v + 1 WHERE k = ?", [k])
+    order = [r[0] for r in _storage(db, "SELECT _asof_from FROM _asof.t1")]
+    assert order == sorted(order)  # stored in commit order: zone maps skip what is newer
+    assert [r[0] for r in _storage(db, "SELECT k FROM _asof.t1")][-3:] == [3, 7, 1]
+
+
+def test_user_views_and_other_tables_show_the_past_too(db):
+    db.sql("CREATE VIEW big AS SELECT k FROM t WHERE v >= 3")
+    db.sql("CREATE TABLE u (x INT)")
+    db.sql("INSERT INTO u VALUES (1)")
+    tick()
+    ts = head_ts(db)
+    view, u = table_rows(db, "big"), table_rows(db, "u")
+    tick()
+    db.sql("UPDATE t SET v = 4")
+    db.sql("DELETE FROM u")
+    with db.as_of(ts) as past:
+        assert isinstance(past._source, VersionedSnapshot)
+        assert table_rows(past, "big") == view
+        assert table_rows(past, "u") == u
+        assert past.tables() == ["t", "u"]
+        assert past.sql("SELECT count(*) FROM t JOIN u ON t.k = u.x").fetchall() == [(1,)]
+        assert sorted(past.sql("SELECT * FROM main.u").fetchall()) == u
+
+
+def test_a_clone_keeps_versions_from_its_first_write_on(disk_cluster, db):
+    disk_cluster.checkpoint("d")
+    tick()
+    disk_cluster.clone("d", "c")
+    clone = disk_cluster.database("c")
+    clone.sql("UPDATE t SET v = 7 WHERE k = 0")  # materializes the shared table
+    tick()
+    first = head_ts(clone), table_rows(clone, "t")
+    tick()
+    clone.sql("UPDATE t SET v = 8 WHERE k < 10")
+    tick()
+    second = head_ts(clone), table_rows(clone, "t")
+    tick()
+    clone.sql("DELETE FROM t WHERE k > 15")
+    _check_every_past_state(clone, [first, second])
+    assert table_rows(db, "t") != table_rows(clone, "t")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ALTER TABLE t ADD COLUMN w INT DEFAULT 1",
+        "TRUNCATE t",
+        "CREATE TABLE other (x INT)",
+        "CREATE SEQUENCE s",
+        "INSERT INTO t VALUES (nextval('s0'), 0, 'seq')",
+    ],
+)
+def test_anything_but_row_changes_restarts_the_versions(db, change):
+    db.sql("CREATE SEQUENCE s0 START 500")
+    tick()
+    ts = head_ts(db)
+    expected = table_rows(db, "t")
+    tick()
+    db.sql("UPDATE t SET v = 0 WHERE k = 1")
+    db.sql(change)
+    with db.as_of(ts) as past:  # built from the log instead
+        assert isinstance(past._source, HostedSnapshot)
+        assert table_rows(past, "t") == expected
+    tick()
+    after = head_ts(db), table_rows(db, "t")
+    tick()
+    db.sql("UPDATE t SET v = 1 WHERE k = 2")
+    db.sql("INSERT INTO t (k, v, s) VALUES (900, 9, 'after')")
+    _check_every_past_state(db, [after])
+
+
+def test_a_failed_query_keeps_the_versioned_handle(db):
+    ts = head_ts(db)
+    expected = table_rows(db, "t")
+    tick()
+    db.sql("UPDATE t SET v = 0")
+    for _ in range(3):  # later handles reuse the first one's cursor and views
+        with db.as_of(ts) as past:
+            assert isinstance(past._source, VersionedSnapshot)
+            with pytest.raises(DataError):
+                past.sql("SELECT CAST(s || 'x' AS INT) FROM t")  # aborts the read transaction
+            db.sql("DELETE FROM t WHERE k = 3")  # row changes keep the versions reaching
+            assert isinstance(past._source, VersionedSnapshot)
+            assert table_rows(past, "t") == expected
+    with db.as_of(ts) as past:
+        assert isinstance(past._source, VersionedSnapshot)
+        db.sql("ALTER TABLE t ADD COLUMN w INT")  # empties the history the views read
+        assert table_rows(past, "t") == expected  # the read transaction still sees it
+        with pytest.raises(DataError):
+            past.sql("SELECT CAST(s || 'x' AS INT) FROM t")
+        assert isinstance(past._source, HostedSnapshot)  # versions no longer reach: built
+        assert table_rows(past, "t") == expected
+
+
+def test_diff_and_restore_read_a_versioned_handle(disk_cluster, db):
+    ts = head_ts(db)
+    tick()
+    db.sql("DELETE FROM t WHERE k < 3")
+    db.sql("UPDATE t SET v = 9 WHERE k = 5")
+    with db.as_of(ts) as past:
+        assert isinstance(past._source, VersionedSnapshot)
+        changes = disk_cluster.diff(past, db).tables["t"]
+        assert changes.only_in_a.num_rows == 3 and changes.changed.num_rows == 1
+        disk_cluster.restore_table(past, "t", db, mode="append", where="k < 3")
+    assert len(table_rows(db, "t")) == 20
+
+
+def test_versions_survive_a_reopen_and_a_rebuilt_projection_starts_them_over(tmp_path):
+    from queryapi import Cluster
+
+    with Cluster.open(tmp_path / "data") as cluster:
+        cluster.sql("CREATE DATABASE d")
+        d = cluster.database("d")
+        d.sql("CREATE TABLE t (k INT, v INT)")
+        d.sql("INSERT INTO t VALUES (1, 1), (2, 2)")
+        tick()
+        ts = head_ts(d)
+        expected = table_rows(d, "t")
+        tick()
+        d.sql("UPDATE t SET v = 5")
+        path = d._rt.projection_path
+    with Cluster.open(tmp_path / "data") as cluster:
+        d = cluster.database("d")
+        with d.as_of(ts) as past:
+            assert isinstance(past._source, VersionedSnapshot)
+            assert table_rows(past, "t") == expected
+    path.unlink()
+    with Cluster.open(tmp_path / "data") as cluster:
+        d = cluster.database("d")
+        with d.as_of(ts) as past:  # rebuilt from the log: versions start at its end
+            assert isinstance(past._source, HostedSnapshot)
+            assert table_rows(past, "t") == expected
+
+
+def test_compaction_drops_versions_outside_the_window(tmp_path):
+    from eventlog.ipc import IpcStore
+    from queryapi import Cluster
+
+    now = [1_800_000_000_000_000]
+    cluster = Cluster(IpcStore(tmp_path / "data"), wall=lambda: now[0])
+    try:
+        cluster.sql("CREATE DATABASE p")
+        cluster.create_snapshot_schedule("p", 1, 5)
+        db = cluster.database("p")
+        db.sql("CREATE TABLE t (k INT, v INT)")
+        db.sql("INSERT INTO t SELECT i, 0 FROM range(10) r(i)")
+        now[0] += 1
+        db.sql("UPDATE t SET v = 1")  # 10 versions superseded before the checkpoint
+        now[0] += 60_000_000
+        db.sql("UPDATE t SET v = 2 WHERE k < 4")  # the schedule writes a checkpoint here
+        now[0] += 10 * 60_000_000  # the checkpoint falls outside the window
+        db.sql("UPDATE t SET v = 3 WHERE k < 2")
+        now[0] += 1
+        kept = head_ts(db), table_rows(db, "t")
+        now[0] += 1
+        db.sql("UPDATE t SET v = 4 WHERE k < 2")
+        assert _storage(db, "SELECT count(*) FROM _asof.h1") == [(18,)]
+        cluster.compact("p")
+        assert _storage(db, "SELECT count(*) FROM _asof.h1") == [(4,)]
+        _check_every_past_state(db, [kept])
+    finally:
+        cluster.close()
+
+
+def test_the_version_names_are_reserved(db):
+    with pytest.raises(ProgrammingError, match="_asof_from"):
+        db.sql("CREATE TABLE x (_asof_from INT)")
+    with pytest.raises(ProgrammingError, match="_asof_to"):
+        db.sql("ALTER TABLE t ADD COLUMN _asof_to INT")
+    with pytest.raises(ProgrammingError, match="_asof_from"):
+        db.sql("UPDATE t SET _asof_from = 1")
+    assert "_asof_from" not in db.sql("SELECT * FROM t").columns
+    assert "_asof_from" not in db.sql("UPDATE t SET v = 1 WHERE k = 1 RETURNING *").columns
+
+
+def test_the_writing_transaction_variable_is_reserved(tmp_path):
+    from queryapi import Cluster
+
+    with Cluster.open(tmp_path / "data", allow_external_access=True) as cluster:
+        cluster.sql("CREATE DATABASE d")
+        with pytest.raises(NotSupportedError, match="asof_txn"):
+            cluster.database("d").sql("SET VARIABLE asof_txn = 1")
+
+
+_databases = itertools.count()
+_KEYS = st.integers(0, 12)
+_STATEMENTS = st.one_of(
+    st.builds(
+        lambda k, v: f"INSERT INTO t VALUES ({k}, {v}, 'i') ON CONFLICT DO NOTHING", _KEYS, _KEYS
+    ),
+    st.builds(lambda k, v: f"UPDATE t SET v = {v} WHERE k = {k}", _KEYS, _KEYS),
+    st.builds(lambda k: f"UPDATE t SET v = v + 1, s = s || 'u' WHERE k < {k}", _KEYS),
+    st.builds(lambda k: f"DELETE FROM t WHERE k = {k}", _KEYS),
+    st.builds(lambda k: f"DELETE FROM t WHERE v > {k}", _KEYS),
+    st.builds(
+        lambda k, v: f"INSERT INTO t VALUES ({k}, {v}, 'o') ON CONFLICT DO UPDATE SET v = {v}",
+        _KEYS,
+        _KEYS,
+    ),
+)
+_TRANSACTIONS = st.lists(
+    st.tuples(st.lists(_STATEMENTS, min_size=1, max_size=4), st.booleans()),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(_TRANSACTIONS)
+def test_random_row_changes_read_back_at_every_past_time(cluster, transactions):
+    name = f"p{next(_databases)}"
+    cluster.sql(f"CREATE DATABASE {name}")
+    db = cluster.database(name)
+    db.sql("CREATE TABLE t (k INT PRIMARY KEY, v INT, s VARCHAR)")
+    db.sql("INSERT INTO t SELECT i, i, 's' FROM range(0, 12, 2) r(i)")
+    stamps = [(head_ts(db), table_rows(db, "t"))]
+    for statements, commit in transactions:
+        tick()
+        db.sql("BEGIN")
+        for sql in statements:
+            db.sql(sql)
+        db.sql("COMMIT" if commit else "ROLLBACK")
+        if commit:
+            stamps.append((head_ts(db), table_rows(db, "t")))
+    tick()
+    db.sql("INSERT INTO t VALUES (100, 0, 'last')")  # every stamp is now in the past
+    _check_every_past_state(db, stamps)
+    cluster.drop_database(name)
