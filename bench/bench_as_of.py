@@ -13,6 +13,8 @@ included, vs the same query on the live handle:
 * T = the middle of the updates (half the transactions), nothing cached (the state cache is
   emptied before each round): the handle reads the live projection's row versions
   (projections/versions.py) through views that pick the versions current at T;
+* T = the middle, the query alone on a handle opened (untimed) before: what each further
+  query at T costs;
 * T = the checkpoint's time, before all the updates: the same, further back;
 * contrast, T = the last commit and the middle, `rebuild=True`: the state built from
   checkpoint + log (what a T before the row versions reach costs).
@@ -54,6 +56,15 @@ REPORT.compare(
 REPORT.compare(
     "AS OF mid-updates, nothing cached (row versions)",
     "asof/as_of_mid_cold",
+    "asof/current",
+    "same query, current state (asof)",
+    "time",
+    target=("ratio", "<=", 2.0),
+    target_text="ratio <= 2",
+)
+REPORT.compare(
+    "AS OF mid-updates, query on an open handle (row versions)",
+    "asof/as_of_mid_query",
     "asof/current",
     "same query, current state (asof)",
     "time",
@@ -199,6 +210,25 @@ def test_as_of_mid_cold(benchmark, updated):
         updated["mid_expected"],
         cold=True,
     )
+
+
+@pytest.mark.benchmark(group="as of")
+def test_as_of_mid_query(benchmark, updated):
+    result = []
+    with updated["db"].as_of(updated["mid_ts"]) as handle:
+
+        def run():
+            result.append(handle.sql(QUERY).fetchall())
+
+        measure(
+            benchmark,
+            "asof/as_of_mid_query",
+            run,
+            rounds=FAST_ROUNDS,
+            warmup_rounds=1,
+            size=SIZE,
+        )
+    assert result[-1] == updated["mid_expected"]
 
 
 @pytest.mark.benchmark(group="as of")

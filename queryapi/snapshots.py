@@ -186,17 +186,13 @@ class VersionedSnapshot:
 
     @classmethod
     def try_fast(
-        cls, rt: DatabaseRuntime, micros: int, build: Callable[[], HostedState]
+        cls, rt: DatabaseRuntime, txn_id: int, build: Callable[[], HostedState]
     ) -> VersionedSnapshot | None:
-        """The common case in one round trip: when the tables are known from an earlier
-        handle and `micros` is before the head, take a pooled cursor whose views read the
-        transaction from a variable, set it and read the state together."""
+        """The common case in one round trip: when an earlier handle found the tables, take
+        a pooled cursor whose views read the transaction from a variable, set it and read
+        the state together."""
         cached = rt.version_tables
-        head = rt.recorder.head()
-        if cached is None or head is None:
-            return None
-        txn_id = last_txn_at(rt.recorder, micros)
-        if txn_id >= head.txn_id:
+        if cached is None:
             return None
         rt.sync()  # rows committed but not yet applied go in first
         projection = rt.projection
@@ -321,8 +317,6 @@ def _views_at(
         tables = cached[1]
     else:
         tables = versions.user_tables(cur)
-        if rt is not None:
-            rt.version_tables = (since, tables)
     script = versions.state_views_sql(tables, txn_id)
     if script:
         try:
@@ -332,6 +326,8 @@ def _views_at(
             # nothing changed it since `since`), and one from a checkpoint older than row
             # versions has no `_asof_from`: build the state instead.
             return None
+    if rt is not None:  # later handles take the one-round-trip path (try_fast)
+        rt.version_tables = (since, tables)
     return script
 
 
@@ -372,14 +368,16 @@ class StateCache:
         if rebuild:
             return HostedSnapshot(self.host.build(rt.store, rt.recorder, micros))
         build = lambda: self.state(rt, micros)  # noqa: E731
-        versioned = VersionedSnapshot.try_fast(rt, micros, build)
-        if versioned is not None:
-            return versioned
+        head = rt.recorder.head()
+        txn_id = last_txn_at(rt.recorder, micros)
+        if head is not None and txn_id < head.txn_id:
+            versioned = VersionedSnapshot.try_fast(rt, txn_id, build)
+            if versioned is not None:
+                return versioned
         cur, state = _read_transaction(rt)
         try:
             if LiveSnapshot.covers(rt, state.info, micros):
                 return LiveSnapshot(cur, state.info)
-            txn_id = last_txn_at(rt.recorder, micros)
             versioned = VersionedSnapshot.attach(rt, cur, state, txn_id, build)
             if versioned is not None:
                 return versioned
