@@ -121,6 +121,7 @@ class Superseded:
         self._updated: dict[int, list[pa.Array]] = {}
         self._deleted: dict[int, list[pa.Array]] = {}
         self._generated: dict[int, frozenset[str]] = {}
+        self._unstamped: dict[int, list[pa.Array]] = {}
 
     def before_change(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Call before a statement that may update or delete rows."""
@@ -136,18 +137,22 @@ class Superseded:
         row_ids: pa.ChunkedArray,
         updated: pa.Array | bool,
         generated: frozenset[str] = frozenset(),
+        stamped: bool = False,
     ) -> None:
         """Rows a statement changed: `updated` is True (all updated), False (all deleted)
         or a boolean mask (an upsert: inserted rows are False and need nothing).
-        `generated` names the table's computed columns (never inserted into)."""
+        `generated` names the table's computed columns (never inserted into); `stamped`:
+        the statement set the updated rows' `_asof_from` itself."""
         ids = row_ids.combine_chunks() if isinstance(row_ids, pa.ChunkedArray) else row_ids
         self._generated[table_id] = generated
-        if updated is True:
-            self._updated.setdefault(table_id, []).append(ids)
-        elif updated is False:
+        if updated is False:
             self._deleted.setdefault(table_id, []).append(ids)
-        else:
-            self._updated.setdefault(table_id, []).append(pc.filter(ids, updated))
+            return
+        if updated is not True:
+            ids = pc.filter(ids, updated)
+        self._updated.setdefault(table_id, []).append(ids)
+        if not stamped:
+            self._unstamped.setdefault(table_id, []).append(ids)
 
     @property
     def pending(self) -> bool:
@@ -161,12 +166,14 @@ class Superseded:
             updated = _unique(self._updated.get(table_id, ()))
             deleted = _unique(self._deleted.get(table_id, ()))
             touched = pc.unique(pa.concat_arrays([updated, deleted]))
+            old = None
             if snap is not None and len(touched):
-                _keep_old_versions(cur, snap, table_id, touched, txn_id)
-            if len(updated):
-                alive = pc.filter(updated, pc.invert(pc.is_in(updated, deleted)))
-                if len(alive):
-                    _move_to_end(cur, table_id, alive, txn_id, self._generated[table_id])
+                old = _old_versions(snap, table_id, touched)
+            alive = pc.filter(updated, pc.invert(pc.is_in(updated, deleted)))
+            if len(alive) < MOVE_AT_LEAST:  # stamped in place: only what is not yet
+                unstamped = _unique(self._unstamped.get(table_id, ()))
+                alive = pc.filter(unstamped, pc.invert(pc.is_in(unstamped, deleted)))
+            _write_versions(cur, table_id, old, alive, txn_id, self._generated[table_id])
 
     def close(self) -> None:
         if self._snapshot is not None:
@@ -179,6 +186,7 @@ class Superseded:
         self._updated.clear()
         self._deleted.clear()
         self._generated.clear()
+        self._unstamped.clear()
 
 
 def _unique(parts: Iterable[pa.Array]) -> pa.Array:
@@ -188,79 +196,90 @@ def _unique(parts: Iterable[pa.Array]) -> pa.Array:
     return pc.unique(pa.concat_arrays([a.cast(pa.int64()) for a in arrays]))
 
 
-class _RowIds:
+def _row_ids(con: duckdb.DuckDBPyConnection, row_ids: pa.Array) -> tuple[str, str | None]:
     """A set of row ids as a SQL condition: one id inline (so DuckDB's min/max skip row
-    groups), more through a registered Arrow table."""
+    groups), more through an Arrow table registered under the returned name."""
+    if len(row_ids) == 1:
+        return f"{ROW_ID} = {int(row_ids[0].as_py())}", None
+    name = next(_names)
+    con.register(name, pa.table({ROW_ID: row_ids}))
+    return f"{ROW_ID} IN (SELECT {ROW_ID} FROM {name})", name
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, row_ids: pa.Array) -> None:
-        self.con = con
-        self.name: str | None = None
-        if len(row_ids) == 1:
-            self.condition = f"{ROW_ID} = {int(row_ids[0].as_py())}"
-        else:
-            self.name = next(_names)
-            con.register(self.name, pa.table({ROW_ID: row_ids}))
-            self.condition = f"{ROW_ID} IN (SELECT {ROW_ID} FROM {self.name})"
 
-    def __enter__(self) -> str:
-        return self.condition
-
-    def __exit__(self, *exc: object) -> None:
-        if self.name is not None:
+def _unregister(con: duckdb.DuckDBPyConnection, names: Iterable[str | None]) -> None:
+    for name in names:
+        if name is not None:
             try:
-                self.con.unregister(self.name)
+                con.unregister(name)
             except duckdb.Error:
                 pass  # an aborted transaction took the name with it
 
 
-def _keep_old_versions(
-    cur: duckdb.DuckDBPyConnection,
-    snap: duckdb.DuckDBPyConnection,
-    table_id: int,
-    row_ids: pa.Array,
-    txn_id: int,
-) -> None:
-    table = storage_table(table_id)
-    with _RowIds(snap, row_ids) as where:
-        try:
-            old = snap.sql(f"SELECT * FROM {table} WHERE {where}").to_arrow_table()
-        except duckdb.CatalogException:
-            return  # created by this transaction: nothing replaced
-    if old.num_rows == 0:
-        return
-    name = next(_names)
-    cur.register(name, old)
+def _old_versions(
+    snap: duckdb.DuckDBPyConnection, table_id: int, row_ids: pa.Array
+) -> pa.Table | None:
+    """The versions of `row_ids` before this transaction, from its snapshot."""
+    where, name = _row_ids(snap, row_ids)
     try:
-        cur.execute(
-            f"{create_history_sql(table_id)};\n"
-            f"INSERT INTO {history_table(table_id)} BY NAME SELECT *, "
-            f"CAST({int(txn_id)} AS BIGINT) AS {VERSION_TO} FROM {name}"
-        )
+        return snap.sql(f"SELECT * FROM {storage_table(table_id)} WHERE {where}").to_arrow_table()
+    except duckdb.CatalogException:
+        return None  # created by this transaction: nothing replaced
     finally:
-        cur.unregister(name)
+        _unregister(snap, [name])
 
 
-def _move_to_end(
+#: Updated rows of one table and transaction from which they are moved to the end of the
+#: table rather than stamped in place: a move costs four statements, worth it for a batch.
+MOVE_AT_LEAST = 64
+
+
+def _write_versions(
     cur: duckdb.DuckDBPyConnection,
     table_id: int,
-    row_ids: pa.Array,
+    old: pa.Table | None,
+    updated: pa.Array,
     txn_id: int,
     generated: frozenset[str],
 ) -> None:
-    """Delete the rows and insert them again, stamped with `txn_id`: the table stays in
-    commit order. The rows go through a temporary table, never through Arrow, so every
-    value comes back exactly. (DuckDB would refuse the delete of a row a foreign key points
+    """In one script: append the replaced versions to the history table, and stamp the
+    `updated` rows with `txn_id` (those not stamped by their statement, when fewer than
+    MOVE_AT_LEAST; else all the transaction updated). A batch of rows is moved (deleted and inserted again, through
+    a temporary table so every value comes back exactly), which keeps the table in commit
+    order for min/max pruning; a few rows are stamped in place, which leaves their row groups
+    to be filtered row by row. (DuckDB would refuse the delete of a row a foreign key points
     at; asof tables cannot be referenced by foreign keys.)"""
     table = storage_table(table_id)
-    skip = ", ".join(quote_ident(c) for c in sorted(generated))
-    columns = f"* EXCLUDE ({skip})" if skip else "*"
-    with _RowIds(cur, row_ids) as where:
-        cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_MOVING} AS SELECT {columns} FROM {table} "
-            f"WHERE {where};\nDELETE FROM {table} WHERE {where};\n"
-            f"INSERT INTO {table} BY NAME SELECT * REPLACE (CAST({int(txn_id)} AS BIGINT) "
-            f"AS {VERSION_FROM}) FROM {_MOVING};\nDROP TABLE {_MOVING}"
-        )
+    n = int(txn_id)
+    script: list[str] = []
+    names: list[str | None] = []
+    try:
+        if old is not None and old.num_rows:
+            names.append(next(_names))
+            cur.register(names[-1], old)
+            script.append(
+                f"INSERT INTO {history_table(table_id)} BY NAME SELECT *, "
+                f"CAST({n} AS BIGINT) AS {VERSION_TO} FROM {names[-1]}"
+            )
+        if len(updated):
+            where, name = _row_ids(cur, updated)
+            names.append(name)
+            if len(updated) < MOVE_AT_LEAST:
+                script.append(f"UPDATE {table} SET {VERSION_FROM} = {n} WHERE {where}")
+            else:
+                skip = ", ".join(quote_ident(c) for c in sorted(generated))
+                columns = f"* EXCLUDE ({skip})" if skip else "*"
+                script += [
+                    f"CREATE OR REPLACE TEMP TABLE {_MOVING} AS SELECT {columns} FROM {table} "
+                    f"WHERE {where}",
+                    f"DELETE FROM {table} WHERE {where}",
+                    f"INSERT INTO {table} BY NAME SELECT * REPLACE (CAST({n} AS BIGINT) "
+                    f"AS {VERSION_FROM}) FROM {_MOVING}",
+                    f"DROP TABLE {_MOVING}",
+                ]
+        if script:
+            cur.execute(";\n".join(script))
+    finally:
+        _unregister(cur, names)
 
 
 Tables = tuple[tuple[int, str, tuple[str, ...]], ...]  # (table id, name, user columns)
@@ -301,8 +320,9 @@ def state_views_sql(tables: Tables, txn_id: int | None) -> str:
 
 
 def current_layout(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether a projection has row versions: `since_txn`, and `_asof_from` on every
-    storage table (views over checkpoints aside). Older projections are rebuilt."""
+    """Whether a projection has row versions: `since_txn`, and `_asof_from` and a history
+    table for every storage table (views over checkpoints aside). Older projections are
+    rebuilt."""
     row = first_row(
         con,
         "SELECT (SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
@@ -314,4 +334,14 @@ def current_layout(con: duckdb.DuckDBPyConnection) -> bool:
         f"AND c.column_name = '{VERSION_FROM}'))",
         [STORAGE_SCHEMA, STORAGE_SCHEMA],
     )
-    return row is not None and row[0] == 1 and row[1] == 0
+    if row is None or row[0] != 1 or row[1] != 0:
+        return False
+    missing = first_row(
+        con,
+        "SELECT count(*) FROM duckdb_tables() AS t WHERE t.database_name = current_database() "
+        "AND t.schema_name = ? AND t.table_name SIMILAR TO 't[0-9]+' AND NOT EXISTS ("
+        "SELECT 1 FROM duckdb_tables() AS h WHERE h.database_name = t.database_name "
+        "AND h.schema_name = t.schema_name AND h.table_name = 'h' || substr(t.table_name, 2))",
+        [STORAGE_SCHEMA],
+    )
+    return missing is not None and missing[0] == 0

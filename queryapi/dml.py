@@ -12,6 +12,7 @@ from collections.abc import Callable
 import attrs
 
 from projections.naming import RESERVED_COLUMNS, ROW_ID, VERSION_FROM, quote_ident, storage_table
+from projections.versions import TXN_VARIABLE
 from queryapi.errors import ProgrammingError
 from queryapi.statements import (
     Name,
@@ -49,11 +50,14 @@ class DmlPlan:
     # output columns goes to (bulkinsert.py may then capture the rows as Arrow first).
     source: str | None = None
     targets: tuple[str, ...] = ()
+    # UPDATE: the statement sets the rows' `_asof_from` itself (else the commit stamps them)
+    stamped: bool = False
 
 
 Lookup = Callable[[Name], TableInfo]
 
 _QUERY_STARTS = {"SELECT", "WITH", "VALUES", "FROM", "TABLE", "("}
+_STAMP = f"{VERSION_FROM} = getvariable('{TXN_VARIABLE}')"
 
 
 def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
@@ -116,6 +120,13 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
         on = find_kw(toks, {"ON"}, j)
         if on is not None and on + 1 < len(toks) and toks[on + 1].upper == "CONFLICT":
             conflict = True
+    stamped = False
+    if verb == "UPDATE":
+        # The changed rows' new versions carry this transaction (projections/versions.py).
+        at = find_kw(toks, {"SET"}, j)
+        if at is not None:
+            edits.append((toks[at].end, toks[at].end, f" {_STAMP},"))
+            stamped = True
 
     ret = find_kw(toks, {"RETURNING"}, j)
     if ret is not None:
@@ -145,6 +156,7 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
         conflict,
         source=query,
         targets=targets,
+        stamped=stamped,
     )
 
 

@@ -348,14 +348,14 @@ class Session:
             if plan.verb == "INSERT" and plan.conflict:
                 ops = _insert_or_update(row_ids, before)
                 self._superseded.record(
-                    table.table_id, row_ids, pc.equal(ops, RowOp.UPDATE), table.generated
+                    table.table_id, row_ids, pc.equal(ops, RowOp.UPDATE), table.generated, False
                 )
             elif plan.verb == "INSERT":
                 ops = RowOp.INSERT
             else:
                 ops = RowOp.UPDATE if plan.verb == "UPDATE" else RowOp.DELETE
                 self._superseded.record(
-                    table.table_id, row_ids, plan.verb == "UPDATE", table.generated
+                    table.table_id, row_ids, plan.verb == "UPDATE", table.generated, plan.stamped
                 )
             self.emit(
                 kinds.rows_event(table.table_id, table.version, kinds.event_rows(captured, ops))
