@@ -322,26 +322,23 @@ def state_views_sql(tables: Tables, txn_id: int | None) -> str:
 def current_layout(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether a projection has row versions: `since_txn`, and `_asof_from` and a history
     table for every storage table (views over checkpoints aside). Older projections are
-    rebuilt."""
-    row = first_row(
-        con,
-        "SELECT (SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = ? AND table_name = 'state' AND column_name = 'since_txn'), "
-        "(SELECT count(*) FROM duckdb_tables() AS t WHERE t.database_name = current_database() "
-        "AND t.schema_name = ? AND t.table_name SIMILAR TO 't[0-9]+' AND NOT EXISTS ("
-        "SELECT 1 FROM duckdb_columns() AS c WHERE c.database_name = t.database_name "
-        "AND c.schema_name = t.schema_name AND c.table_name = t.table_name "
-        f"AND c.column_name = '{VERSION_FROM}'))",
-        [STORAGE_SCHEMA, STORAGE_SCHEMA],
-    )
-    if row is None or row[0] != 1 or row[1] != 0:
-        return False
-    missing = first_row(
-        con,
-        "SELECT count(*) FROM duckdb_tables() AS t WHERE t.database_name = current_database() "
-        "AND t.schema_name = ? AND t.table_name SIMILAR TO 't[0-9]+' AND NOT EXISTS ("
-        "SELECT 1 FROM duckdb_tables() AS h WHERE h.database_name = t.database_name "
-        "AND h.schema_name = t.schema_name AND h.table_name = 'h' || substr(t.table_name, 2))",
-        [STORAGE_SCHEMA],
-    )
-    return missing is not None and missing[0] == 0
+    rebuilt. Two catalog reads, checked here: correlated catalog queries are slow."""
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ?",
+            [STORAGE_SCHEMA],
+        ).fetchall()
+    }
+    stamped = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND (column_name = ? OR "
+            "(table_name = 'state' AND column_name = 'since_txn'))",
+            [STORAGE_SCHEMA, VERSION_FROM],
+        ).fetchall()
+    }
+    storage = {t for t in tables if t[:1] == "t" and t[1:].isdigit()}
+    return "state" in stamped and storage <= stamped and all(f"h{t[1:]}" in tables for t in storage)

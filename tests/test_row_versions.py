@@ -309,3 +309,27 @@ def test_random_row_changes_read_back_at_every_past_time(cluster, transactions):
     db.sql("INSERT INTO t VALUES (100, 0, 'last')")  # every stamp is now in the past
     _check_every_past_state(db, stamps)
     cluster.drop_database(name)
+
+
+def test_a_projection_without_row_versions_is_rebuilt_on_open(tmp_path):
+    import duckdb
+
+    from queryapi import Cluster
+
+    with Cluster.open(tmp_path / "data") as cluster:
+        cluster.sql("CREATE DATABASE d")
+        d = cluster.database("d")
+        d.sql("CREATE TABLE t (k INT, v INT)")
+        d.sql("INSERT INTO t VALUES (1, 1), (2, 2)")
+        d.sql("UPDATE t SET v = 3 WHERE k = 1")
+        expected = table_rows(d, "t")
+        path = d._rt.projection_path
+    con = duckdb.connect(str(path))  # as a version before row versions left it
+    con.execute("DROP TABLE _asof.h1; ALTER TABLE _asof.state DROP COLUMN since_txn")
+    con.close()
+    with Cluster.open(tmp_path / "data") as cluster:
+        d = cluster.database("d")
+        assert table_rows(d, "t") == expected
+        assert _storage(d, "SELECT count(*) FROM _asof.h1") == [(0,)]
+        d.sql("UPDATE t SET v = 4 WHERE k = 2")
+        assert table_rows(d, "t") == [(1, 3), (2, 4)]
