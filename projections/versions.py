@@ -310,11 +310,11 @@ def state_views_sql(tables: Tables, txn_id: int | None) -> str:
     script = []
     for table_id, name, columns in tables:
         cols = ", ".join(quote_ident(c) for c in columns)
-        script.append(
+        script.append(  # the smaller scan first: measured a little faster
             f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS "
-            f"SELECT {cols} FROM {storage_table(table_id)} WHERE {VERSION_FROM} <= {n} "
-            f"UNION ALL SELECT {cols} FROM {history_table(table_id)} "
-            f"WHERE {VERSION_FROM} <= {n} AND {VERSION_TO} > {n}"
+            f"SELECT {cols} FROM {history_table(table_id)} "
+            f"WHERE {VERSION_FROM} <= {n} AND {VERSION_TO} > {n} "
+            f"UNION ALL SELECT {cols} FROM {storage_table(table_id)} WHERE {VERSION_FROM} <= {n}"
         )
     return ";\n".join(script)
 
