@@ -7,10 +7,10 @@ version. When a transaction updates or deletes a row, the version it replaces go
     SELECT ... FROM t WHERE _asof_from <= N
     UNION ALL SELECT ... FROM h WHERE _asof_from <= N AND _asof_to > N
 
-with no join and no fold of the log. An updated row is moved (deleted and inserted again)
-rather than changed in place, so the live table stays in commit order and `_asof_from <= N`
-skips whole row groups by their min/max; `h` is appended in commit order, so `_asof_to > N`
-does too.
+with no join and no fold of the log. When a transaction updates a batch of rows of a table,
+they are moved (deleted and inserted again) rather than left in place, so the live table
+stays in commit order and `_asof_from <= N` skips whole row groups by their min/max; `h` is
+appended in commit order, so `_asof_to > N` does too. A few rows are stamped in place.
 
 Coverage is one number, `_asof.state.since_txn`. The views above give the state at N
 only when every transaction after N changed rows through a session (which keeps the
@@ -159,8 +159,8 @@ class Superseded:
         return bool(self._updated or self._deleted)
 
     def keep(self, cur: duckdb.DuckDBPyConnection, txn_id: int) -> None:
-        """Move the replaced versions into history and the updated rows to the end of
-        their tables, inside the writer's transaction `cur`."""
+        """Append the replaced versions to history and stamp (or move) the updated rows,
+        inside the writer's transaction `cur`."""
         snap = self._snapshot
         for table_id in sorted({*self._updated, *self._deleted}):
             updated = _unique(self._updated.get(table_id, ()))
