@@ -36,7 +36,6 @@ from projections.naming import (
     TABLES_TABLE,
     VERSION_FROM,
     VERSION_TO,
-    first_row,
     history_table,
     quote_ident,
     storage_table,
@@ -64,15 +63,6 @@ def writing_sql(txn_id: int) -> str:
 def restart_sql(txn_id: int) -> str:
     """Versions are complete only from `txn_id` on (integers only: safe to inline)."""
     return f"UPDATE {STATE_TABLE} SET since_txn = {int(txn_id)}"
-
-
-def since(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The first transaction the versions cover, or None when they cover nothing."""
-    try:
-        row = first_row(con, f"SELECT since_txn FROM {STATE_TABLE}")
-    except duckdb.Error:  # a projection older than row versions
-        return None
-    return None if row is None else row[0]
 
 
 def create_history_sql(table_id: int) -> str:
