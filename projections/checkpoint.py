@@ -12,6 +12,7 @@ from eventlog.fsutil import file_crc32, fsync_dir
 from eventlog.recorder import CheckpointRef, Recorder, Store
 from projections.apply import applied
 from projections.naming import STORAGE_SCHEMA, quote_ident, quote_literal, storage_table
+from projections.versions import history_tables
 
 _ALIAS = "_asof_checkpoint"
 
@@ -103,9 +104,5 @@ def nearest_checkpoint(recorder: Recorder, until: int | None) -> CheckpointRef |
 
 def drop_versions(con: duckdb.DuckDBPyConnection, target: str) -> None:
     """Drop the history tables of the database `target`."""
-    for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
-        "AND table_name SIMILAR TO 'h[0-9]+'",
-        [target, STORAGE_SCHEMA],
-    ).fetchall():
-        con.execute(f"DROP TABLE {target}.{STORAGE_SCHEMA}.{name}")
+    for table in history_tables(con, target):
+        con.execute(f"DROP TABLE {target}.{table}")

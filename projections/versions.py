@@ -84,18 +84,25 @@ def drop_history_sql(table_id: int) -> str:
     return f"DROP TABLE IF EXISTS {history_table(table_id)}"
 
 
+def history_tables(con: duckdb.DuckDBPyConnection, database: str | None = None) -> list[str]:
+    """The history tables of `database` (default: the current one), schema-qualified."""
+    where = "database_name = current_database()" if database is None else "database_name = ?"
+    return [
+        f"{STORAGE_SCHEMA}.{r[0]}"
+        for r in con.execute(
+            f"SELECT table_name FROM duckdb_tables() WHERE {where} AND schema_name = ? "
+            "AND table_name SIMILAR TO 'h[0-9]+'",
+            [STORAGE_SCHEMA] if database is None else [database, STORAGE_SCHEMA],
+        ).fetchall()
+    ]
+
+
 def prune_history(con: duckdb.DuckDBPyConnection, horizon_txn: int) -> int:
     """Delete versions superseded at or before `horizon_txn` (outside the AS OF window)."""
-    removed = 0
-    for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        f"AND schema_name = '{STORAGE_SCHEMA}' AND table_name SIMILAR TO 'h[0-9]+'"
-    ).fetchall():
-        table = f"{STORAGE_SCHEMA}.{name}"
-        removed += con.execute(
-            f"DELETE FROM {table} WHERE {VERSION_TO} <= ?", [horizon_txn]
-        ).fetchall()[0][0]
-    return removed
+    return sum(
+        con.execute(f"DELETE FROM {table} WHERE {VERSION_TO} <= ?", [horizon_txn]).fetchall()[0][0]
+        for table in history_tables(con)
+    )
 
 
 class Superseded:
@@ -233,10 +240,10 @@ def _write_versions(
 ) -> None:
     """In one script: append the replaced versions to the history table, and stamp the
     `updated` rows with `txn_id` (those not stamped by their statement, when fewer than
-    MOVE_AT_LEAST; else all the transaction updated). A batch of rows is moved (deleted and inserted again, through
-    a temporary table so every value comes back exactly), which keeps the table in commit
-    order for min/max pruning; a few rows are stamped in place, which leaves their row groups
-    to be filtered row by row. (DuckDB would refuse the delete of a row a foreign key points
+    MOVE_AT_LEAST; else all the transaction updated). A batch of rows is moved (deleted and
+    inserted again, through a temporary table so every value comes back exactly), which
+    keeps the table in commit order for min/max pruning; a few rows are stamped in place,
+    which leaves their row groups to be filtered row by row. (DuckDB would refuse the delete of a row a foreign key points
     at; asof tables cannot be referenced by foreign keys.)"""
     table = storage_table(table_id)
     n = int(txn_id)

@@ -25,6 +25,7 @@ from projections.naming import (
     quote_ident,
     storage_table,
 )
+from queryapi.dml import refuse_reserved_names
 from queryapi.errors import NotSupportedError, ProgrammingError
 from queryapi.result import Result
 from queryapi.statements import (
@@ -303,11 +304,7 @@ def alter(s: Session, st: Statement) -> Result:
         apply_event(s.cur, event)
         s.emit(event)
         return Result.empty()
-    for t in toks[k:]:
-        if t.kind == "identifier" and t.text.strip('"').lower() in RESERVED_COLUMNS:
-            raise ProgrammingError(
-                f"the column name {t.text.strip(chr(34))} is reserved by asof; rename it"
-            )
+    refuse_reserved_names(toks[k:])
     sql = _replace(st.sql, name.start, name.end, storage_table(table.table_id))
     s.materialize(table.table_id)
     s.cur.execute(f"{sql};\n{versions.new_history_sql(table.table_id)}")

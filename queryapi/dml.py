@@ -7,7 +7,7 @@ yields the full new image of every changed row, hidden row id included.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -17,6 +17,7 @@ from queryapi.errors import ProgrammingError
 from queryapi.statements import (
     Name,
     Statement,
+    Token,
     depth_zero,
     find_kw,
     matching_paren,
@@ -62,7 +63,7 @@ _STAMP = f"{VERSION_FROM} = getvariable('{TXN_VARIABLE}')"
 
 def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
     toks = stmt.tokens
-    _refuse_row_id(stmt)
+    refuse_reserved_names(stmt.tokens)
     if toks[0].upper == "TRUNCATE":
         name, _ = read_name(toks, skip_words(toks, 1, "TABLE"))
         table = _writable(lookup(name))
@@ -246,8 +247,9 @@ def _writable(table: TableInfo) -> TableInfo:
     return table
 
 
-def _refuse_row_id(stmt: Statement) -> None:
-    for t in stmt.tokens:
+def refuse_reserved_names(tokens: Sequence[Token]) -> None:
+    """Refuse an identifier among `tokens` that names one of asof's hidden columns."""
+    for t in tokens:
         if t.kind == "identifier" and unquote(t.text).lower() in RESERVED_COLUMNS:
             raise ProgrammingError(
                 f"the column name {unquote(t.text)} is reserved by asof; rename it"

@@ -203,8 +203,7 @@ class VersionedSnapshot:
                 cur = projection.cursor()
                 cur.execute(versions.state_views_sql(cached[1], None))
             row = cur.execute(_pooled_begin_sql(txn_id)).fetchall()[0]
-            applied_txn, since = row[0], row[3]
-            if since == cached[0] and since <= txn_id < applied_txn:
+            if row[3] == cached[0] and _reaches(row[3], row[0], txn_id):
                 snapshot = cls(cur, txn_id, "", build)
                 snapshot._pool = (rt.view_cursors, key)
                 return snapshot
@@ -228,16 +227,12 @@ class VersionedSnapshot:
             return True
         try:
             if self._pool is not None:
-                since = self._pool[1][1]
-                row = self.cur.execute(self._begin_sql()).fetchall()[0]
-                return row[3] == since and since <= self.txn_id < row[0]
+                row = self.cur.execute(_pooled_begin_sql(self.txn_id)).fetchall()[0]
+                return row[3] == self._pool[1][1] and _reaches(row[3], row[0], self.txn_id)
             state = _begin_read(self.cur)
             return self._views == _views_at(None, self.cur, state, self.txn_id)
         except duckdb.Error:
             return False
-
-    def _begin_sql(self) -> str:
-        return _pooled_begin_sql(self.txn_id)
 
     def close(self) -> None:
         if self._pool is not None and _rolled_back(self.cur):
@@ -247,6 +242,12 @@ class VersionedSnapshot:
             _end(self.cur)
         if self._hosted is not None:
             self._hosted.close()
+
+
+def _reaches(since: int | None, applied_txn: int, txn_id: int) -> bool:
+    """Whether row versions kept from `since` on, in a projection that applied
+    `applied_txn`, hold the state at the past transaction `txn_id`."""
+    return since is not None and since <= txn_id < applied_txn
 
 
 def _pooled_begin_sql(txn_id: int) -> str:
@@ -309,7 +310,7 @@ def _views_at(
     """Create the views of the state at `txn_id` in `cur`'s read transaction and return
     their script, or None when the row versions do not reach that far."""
     since, info = state.since, state.info
-    if since is None or info is None or not since <= txn_id < info.txn_id:
+    if info is None or not _reaches(since, info.txn_id, txn_id):
         return None
     # The tables cannot change while the versions reach back (any DDL moves `since`).
     cached = rt.version_tables if rt is not None else None
@@ -367,9 +368,9 @@ class StateCache:
         from the log and not shared)."""
         if rebuild:
             return HostedSnapshot(self.host.build(rt.store, rt.recorder, micros))
-        build = lambda: self.state(rt, micros)  # noqa: E731
         head = rt.recorder.head()
         txn_id = last_txn_at(rt.recorder, micros)
+        build = lambda: self.state(rt, micros, txn_id)  # noqa: E731
         if head is not None and txn_id < head.txn_id:
             versioned = VersionedSnapshot.try_fast(rt, txn_id, build)
             if versioned is not None:
@@ -385,11 +386,14 @@ class StateCache:
             _end(cur)
             raise
         _end(cur)
-        return HostedSnapshot(self.state(rt, micros))
+        return HostedSnapshot(build())
 
-    def state(self, rt: DatabaseRuntime, micros: int) -> HostedState:
-        """The state at `micros` with one reference held for the caller."""
-        key = (rt.db_id, last_txn_at(rt.recorder, micros))
+    def state(self, rt: DatabaseRuntime, micros: int, txn_id: int | None = None) -> HostedState:
+        """The state at `micros` with one reference held for the caller (`txn_id`: the last
+        transaction at or before `micros`, when the caller knows it)."""
+        if txn_id is None:
+            txn_id = last_txn_at(rt.recorder, micros)
+        key = (rt.db_id, txn_id)
         with self._lock:
             cached = self._entries.get(key)
             if cached is not None:
@@ -472,11 +476,5 @@ class _Borrowed:
 
 
 def _end(cur: duckdb.DuckDBPyConnection) -> None:
-    try:
-        cur.execute("ROLLBACK")
-    except duckdb.Error:
-        pass
-    try:
-        cur.close()
-    except duckdb.Error:
-        pass
+    _rolled_back(cur)
+    _close(cur)
