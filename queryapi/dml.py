@@ -61,7 +61,14 @@ _QUERY_STARTS = {"SELECT", "WITH", "VALUES", "FROM", "TABLE", "("}
 _STAMP = f"{VERSION_FROM} = getvariable('{TXN_VARIABLE}')"
 
 
-def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
+def plan_dml(stmt: Statement, lookup: Lookup, *, stamp: bool = True) -> DmlPlan:
+    """How to run one INSERT, UPDATE, DELETE or TRUNCATE on the storage tables.
+
+    `stamp`: an UPDATE sets its rows' `_asof_from` itself. Only an autocommit statement
+    should: in an explicit transaction the commit may move the rows to the table's end
+    (projections/versions.py), and a stamp in place would have widened the min/max of the
+    row groups they leave, which AS OF reads prune by.
+    """
     toks = stmt.tokens
     refuse_reserved_names(stmt.tokens)
     if toks[0].upper == "TRUNCATE":
@@ -122,7 +129,7 @@ def plan_dml(stmt: Statement, lookup: Lookup) -> DmlPlan:
         if on is not None and on + 1 < len(toks) and toks[on + 1].upper == "CONFLICT":
             conflict = True
     stamped = False
-    if verb == "UPDATE":
+    if verb == "UPDATE" and stamp:
         # The changed rows' new versions carry this transaction (projections/versions.py).
         at = find_kw(toks, {"SET"}, j)
         if at is not None:

@@ -211,7 +211,7 @@ class Session:
     def _write(self, st: Statement, params: Any) -> Result:
         t = st.type
         if t in ("INSERT", "UPDATE", "DELETE"):
-            return self._dml(plan_dml(st, self.lookup), params)
+            return self._dml(plan_dml(st, self.lookup, stamp=not self._explicit), params)
         if t == "CREATE":
             return ddl.create(self, st, params)
         if t == "DROP":
