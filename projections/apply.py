@@ -44,6 +44,7 @@ def bootstrap_sql(*, seed: bool = True) -> str:
             f"INSERT INTO {STATE_TABLE} SELECT 0, 0, 0, 1, 0 "
             f"WHERE NOT EXISTS (SELECT 1 FROM {STATE_TABLE})"
         )
+        parts.append(versions.since_marker_sql(0))
     return ";\n".join(parts)
 
 

@@ -27,7 +27,7 @@ from projections.naming import (
     quote_literal,
     storage_table,
 )
-from projections.versions import TXN_VARIABLE, new_history_sql
+from projections.versions import TXN_VARIABLE, new_history_sql, since_marker_sql
 
 BASES_TABLE = f"{STORAGE_SCHEMA}.bases"
 LAZY_TABLE = f"{STORAGE_SCHEMA}.lazy"
@@ -110,6 +110,7 @@ def load_lazy_base(
     )
     script.append(f"SELECT applied_txn, applied_ts, applied_logical FROM {STATE_TABLE}")
     txn, ts, logical = con.execute(";\n".join(script)).fetchall()[0]
+    con.execute(since_marker_sql(txn))
     return None if txn == 0 else TransactionInfo(txn, Timestamp(ts, logical))
 
 

@@ -79,6 +79,7 @@ class Projection:
                 )
             else:
                 attach_bases(self.con, store)
+                versions.mark_since(self.con)  # files from before the catalog copy existed
                 self.catch_up()
         except BaseException:
             self.con.close()

@@ -62,7 +62,26 @@ def writing_sql(txn_id: int) -> str:
 
 def restart_sql(txn_id: int) -> str:
     """Versions are complete only from `txn_id` on (integers only: safe to inline)."""
-    return f"UPDATE {STATE_TABLE} SET since_txn = {int(txn_id)}"
+    return f"UPDATE {STATE_TABLE} SET since_txn = {int(txn_id)};\n{since_marker_sql(txn_id)}"
+
+
+#: A macro that returns `since_txn`: the catalog copy of the coverage number, which a query
+#: reads while DuckDB binds it, without a table scan. Its one parameter is named after the
+#: value (`since_<txn>`), so a pooled AS OF view that passes it by name fails to bind once
+#: coverage moved (`state_views_sql`). Every write of `since_txn` writes it too.
+SINCE_MACRO = f"{STORAGE_SCHEMA}.versions_since"
+
+
+def since_marker_sql(txn_id: int) -> str:
+    n = int(txn_id)
+    return f"CREATE OR REPLACE MACRO {SINCE_MACRO}(since_{n} := NULL) AS CAST({n} AS BIGINT)"
+
+
+def mark_since(con: duckdb.DuckDBPyConnection) -> None:
+    """Write the macro from the state table (a projection made before the macro existed)."""
+    since = con.execute(f"SELECT since_txn FROM {STATE_TABLE}").fetchall()[0][0]
+    if since is not None:
+        con.execute(since_marker_sql(since))
 
 
 def create_history_sql(table_id: int) -> str:
@@ -98,11 +117,18 @@ def history_tables(con: duckdb.DuckDBPyConnection, database: str | None = None) 
 
 
 def prune_history(con: duckdb.DuckDBPyConnection, horizon_txn: int) -> int:
-    """Delete versions superseded at or before `horizon_txn` (outside the AS OF window)."""
-    return sum(
+    """Delete versions superseded at or before `horizon_txn` (outside the AS OF window).
+
+    The states before `horizon_txn` lose versions, so coverage moves up to it: a handle
+    still open on such a state moves to one built from checkpoint + log."""
+    removed = sum(
         con.execute(f"DELETE FROM {table} WHERE {VERSION_TO} <= ?", [horizon_txn]).fetchall()[0][0]
         for table in history_tables(con)
     )
+    since = con.execute(f"SELECT since_txn FROM {STATE_TABLE}").fetchall()[0][0]
+    if removed and since is not None and since < horizon_txn:
+        con.execute(restart_sql(horizon_txn))
+    return removed
 
 
 class Superseded:
@@ -298,20 +324,29 @@ def user_tables(con: duckdb.DuckDBPyConnection) -> Tables:
 AT_VARIABLE = "asof_at"
 
 
-def state_views_sql(tables: Tables, txn_id: int | None) -> str:
+def state_views_sql(tables: Tables, txn_id: int | None, since: int | None = None) -> str:
     """Temporary views, one per user table, that show the state at `txn_id` under the
     table's own name (a connection's temporary objects come first in name lookup, for
-    the user's views too). `txn_id` None: the views read it from the `asof_at` variable,
-    so one cursor's views serve any transaction."""
+    the user's views too).
+
+    `txn_id` None: the views read it from the `asof_at` variable, so one cursor's views
+    serve any transaction. With `since`, they need no read transaction: the versions of a
+    past state never change while coverage stays at `since`, which each query checks as
+    DuckDB binds it (`SINCE_MACRO` takes a parameter named after it: once coverage moved,
+    the query fails to bind; else the check folds to true and costs nothing)."""
     n = f"getvariable('{AT_VARIABLE}')" if txn_id is None else str(int(txn_id))
+    guard = ""
+    if since is not None:
+        guard = f" AND {SINCE_MACRO}(since_{int(since)} := NULL) = {int(since)}"
     script = []
     for table_id, name, columns in tables:
         cols = ", ".join(quote_ident(c) for c in columns)
         script.append(  # the smaller scan first: measured a little faster
             f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS "
             f"SELECT {cols} FROM {history_table(table_id)} "
-            f"WHERE {VERSION_FROM} <= {n} AND {VERSION_TO} > {n} "
-            f"UNION ALL SELECT {cols} FROM {storage_table(table_id)} WHERE {VERSION_FROM} <= {n}"
+            f"WHERE {VERSION_FROM} <= {n} AND {VERSION_TO} > {n}{guard} "
+            f"UNION ALL SELECT {cols} FROM {storage_table(table_id)} "
+            f"WHERE {VERSION_FROM} <= {n}{guard}"
         )
     return ";\n".join(script)
 

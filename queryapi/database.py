@@ -16,7 +16,7 @@ from queryapi.errors import AsofError, InterfaceError, ProgrammingError
 from queryapi.history import table_history
 from queryapi.result import Result
 from queryapi.session import ReadOnlySession, Session
-from queryapi.snapshots import HostedSnapshot, Snapshot
+from queryapi.snapshots import HostedSnapshot, Snapshot, VersionedSnapshot
 from queryapi.sqlrewrite import time_travel
 from queryapi.timeref import format_micros, to_micros
 from queryapi.translate import translate, translating
@@ -201,22 +201,27 @@ class AsOf:
         try:
             return self._session.execute(query, params)
         except AsofError:
-            self._repair()
-            raise
+            if not self._repair():
+                raise
+        # The row versions it read moved on (a schema change since): the same state, built.
+        return self._session.execute(query, params)
 
-    def _repair(self) -> None:
+    def _repair(self) -> bool:
         """A failed statement aborts a live snapshot's read transaction: start another on the
-        same state, or, when a commit came in since, move to a built state at `ts`."""
+        same state, or, when a commit came in since, move to a built state at `ts`. True
+        when the statement failed only because its source no longer held the state."""
         source = self._source
         if source is None or source.repair():
-            return
+            return False
         try:
             state = self._cluster._states.state(self._rt, self.ts)
         except BaseException as exc:
             raise translate(exc) from None
+        moved = isinstance(source, VersionedSnapshot) and source.moved
         source.close()
         self._source = HostedSnapshot(state)
         self._session = self._new_session()
+        return moved
 
     execute = sql
 

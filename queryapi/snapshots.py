@@ -150,9 +150,16 @@ class HostedSnapshot:
 
 
 class VersionedSnapshot:
-    """A read transaction on the live projection that shows its row versions at one past
-    transaction. diff and restore read storage tables by their internal names, which the
-    views do not cover: they get a built state."""
+    """The live projection's row versions at one past transaction, read through temporary
+    views. diff and restore read storage tables by their internal names, which the views
+    do not cover: they get a built state.
+
+    The first handle reads in a read transaction (`attach`). Later ones take a pooled
+    cursor whose views check coverage as each query binds (`try_fast`): they run in
+    autocommit, since the versions of a past state never change while coverage holds, and
+    a query that finds it moved fails to bind and is run again on a state built from
+    checkpoint + log (`moved`).
+    """
 
     def __init__(
         self,
@@ -166,7 +173,8 @@ class VersionedSnapshot:
         self._views = views
         self._build = build
         self._hosted: HostedSnapshot | None = None
-        self._pool: tuple[ViewCursors, tuple[int, int]] | None = None  # where `cur` goes back
+        self._pool: tuple[DatabaseRuntime, tuple[int, int]] | None = None  # where `cur` goes
+        self.moved = False
 
     @classmethod
     def attach(
@@ -188,30 +196,30 @@ class VersionedSnapshot:
     def try_fast(
         cls, rt: DatabaseRuntime, txn_id: int, build: Callable[[], HostedState]
     ) -> VersionedSnapshot | None:
-        """The common case in one round trip: when an earlier handle found the tables, take
-        a pooled cursor whose views read the transaction from a variable, set it and read
-        the state together."""
+        """The common case, with no read transaction: when an earlier handle found the
+        tables and coverage reaches `txn_id` (the caller knows a later transaction was
+        applied), take a pooled cursor and point its views at `txn_id`."""
         cached = rt.version_tables
-        if cached is None:
+        if cached is None or cached[0] > txn_id:
             return None
-        rt.sync()  # rows committed but not yet applied go in first
+        rt.sync()  # rows committed at or before `txn_id` but not yet applied go in first
         projection = rt.projection
         key = (id(projection), cached[0])
-        cur = rt.view_cursors.take(key)
+        taken = rt.view_cursors.take(key, txn_id)
+        cur, at = taken if taken is not None else (None, None)
         try:
             if cur is None:
                 cur = projection.cursor()
-                cur.execute(versions.state_views_sql(cached[1], None))
-            row = cur.execute(_pooled_begin_sql(txn_id)).fetchall()[0]
-            if row[3] == cached[0] and _reaches(row[3], row[0], txn_id):
-                snapshot = cls(cur, txn_id, "", build)
-                snapshot._pool = (rt.view_cursors, key)
-                return snapshot
+                cur.execute(versions.state_views_sql(cached[1], None, since=cached[0]))
+            if at != txn_id:
+                cur.execute(f"SET VARIABLE {versions.AT_VARIABLE} = {int(txn_id)}")
         except duckdb.Error:
-            pass  # a table the cached list names is gone: the careful path sorts it out
-        if cur is not None:
-            _end(cur)
-        return None
+            if cur is not None:
+                _close(cur)
+            return None  # a table the cached list names is gone: the careful path sorts it out
+        snapshot = cls(cur, txn_id, "", build)
+        snapshot._pool = (rt, key)
+        return snapshot
 
     def session_cursor(self) -> duckdb.DuckDBPyConnection:
         return self.cur
@@ -222,22 +230,32 @@ class VersionedSnapshot:
         return self._hosted.cursor()
 
     def repair(self) -> bool:
-        """After a failed statement: a new read transaction, if the versions still reach."""
+        """After a failed statement: False when the versions no longer hold the state (the
+        handle moves to a built one), True when the statement itself was at fault."""
+        if self._pool is not None:
+            rt, key = self._pool
+            try:
+                since = self.cur.execute(f"SELECT {versions.SINCE_MACRO}()").fetchall()[0][0]
+            except duckdb.Error:
+                since = None
+            if since == key[1] and id(rt.projection) == key[0]:
+                return True
+            self.moved = True
+            if rt.version_tables is not None and rt.version_tables[0] == key[1]:
+                rt.version_tables = None  # the next handle looks at the tables again
+            return False
         if _intact(self.cur):
             return True
         try:
-            if self._pool is not None:
-                row = self.cur.execute(_pooled_begin_sql(self.txn_id)).fetchall()[0]
-                return row[3] == self._pool[1][1] and _reaches(row[3], row[0], self.txn_id)
             state = _begin_read(self.cur)
             return self._views == _views_at(None, self.cur, state, self.txn_id)
         except duckdb.Error:
             return False
 
     def close(self) -> None:
-        if self._pool is not None and _rolled_back(self.cur):
-            pool, key = self._pool
-            pool.give(key, self.cur)
+        if self._pool is not None and not self.moved:
+            rt, key = self._pool
+            rt.view_cursors.give(key, self.cur, self.txn_id)
         else:
             _end(self.cur)
         if self._hosted is not None:
@@ -250,42 +268,42 @@ def _reaches(since: int | None, applied_txn: int, txn_id: int) -> bool:
     return since is not None and since <= txn_id < applied_txn
 
 
-def _pooled_begin_sql(txn_id: int) -> str:
-    """A pooled cursor's read transaction: its views read `txn_id` from the variable."""
-    return f"BEGIN TRANSACTION; SET VARIABLE {versions.AT_VARIABLE} = {int(txn_id)}; {_STATE_SQL}"
-
-
 class ViewCursors:
     """Cursors on a live projection that already hold the AS OF views, kept between handles
     as a connection pool keeps connections: creating the views costs as much as the rest
-    of a handle. Keyed by (projection, `since_txn`): the views are valid while both hold."""
+    of a handle. Keyed by (projection, `since_txn`): the views are valid while both hold.
+    Each remembers the transaction its views point at."""
 
     def __init__(self, limit: int = 4) -> None:
         self._lock = threading.Lock()
-        self._free: list[tuple[tuple[int, int], duckdb.DuckDBPyConnection]] = []
+        self._free: list[tuple[tuple[int, int], duckdb.DuckDBPyConnection, int]] = []
         self.limit = limit
 
-    def take(self, key: tuple[int, int]) -> duckdb.DuckDBPyConnection | None:
+    def take(
+        self, key: tuple[int, int], want: int | None = None
+    ) -> tuple[duckdb.DuckDBPyConnection, int] | None:
         with self._lock:
-            stale = [c for k, c in self._free if k != key]
-            mine = [c for k, c in self._free if k == key]
+            stale = [c for k, c, _ in self._free if k != key]
+            mine = sorted(
+                ((c, at) for k, c, at in self._free if k == key), key=lambda m: m[1] == want
+            )  # one already at `want` last, so it needs no SET
             found = mine.pop() if mine else None
-            self._free = [(key, c) for c in mine]
+            self._free = [(key, c, at) for c, at in mine]
         for cur in stale:
             _close(cur)
         return found
 
-    def give(self, key: tuple[int, int], cur: duckdb.DuckDBPyConnection) -> None:
+    def give(self, key: tuple[int, int], cur: duckdb.DuckDBPyConnection, at: int) -> None:
         with self._lock:
             if len(self._free) < self.limit:
-                self._free.append((key, cur))
+                self._free.append((key, cur, at))
                 return
         _close(cur)
 
     def close(self) -> None:
         with self._lock:
             free, self._free = self._free, []
-        for _, cur in free:
+        for _, cur, _ in free:
             _close(cur)
 
 
@@ -327,9 +345,18 @@ def _views_at(
             # nothing changed it since `since`), and one from a checkpoint older than row
             # versions has no `_asof_from`: build the state instead.
             return None
-    if rt is not None:  # later handles take the one-round-trip path (try_fast)
+    if rt is not None and _marked(cur, since):  # later handles take try_fast's path
         rt.version_tables = (since, tables)
     return script
+
+
+def _marked(cur: duckdb.DuckDBPyConnection, since: int | None) -> bool:
+    """Whether the catalog's copy of the coverage number, which pooled views check, is
+    there and agrees with the state table."""
+    try:
+        return cur.execute(f"SELECT {versions.SINCE_MACRO}()").fetchall()[0][0] == since
+    except duckdb.Error:
+        return False
 
 
 Snapshot = LiveSnapshot | HostedSnapshot | VersionedSnapshot

@@ -23,10 +23,10 @@ def db(disk_cluster):
     return d
 
 
-def _storage(db, sql: str) -> list[tuple]:
+def _storage(db, sql: str, params=None) -> list[tuple]:
     cur = db._rt.cursor()
     try:
-        return cur.execute(sql).fetchall()
+        return cur.execute(sql, params).fetchall()
     finally:
         cur.close()
 
@@ -186,20 +186,27 @@ def test_diff_and_restore_read_a_versioned_handle(disk_cluster, db):
     assert len(table_rows(db, "t")) == 20
 
 
-def test_versions_survive_a_reopen_and_a_rebuilt_projection_starts_them_over(tmp_path):
+def _updated_and_closed(data) -> tuple[int, list[tuple], object]:
+    """A closed cluster at `data` whose database d had t's rows updated after `ts`: (ts, the
+    rows at ts, d's projection file)."""
     from queryapi import Cluster
 
-    with Cluster.open(tmp_path / "data") as cluster:
+    with Cluster.open(data) as cluster:
         cluster.sql("CREATE DATABASE d")
         d = cluster.database("d")
         d.sql("CREATE TABLE t (k INT, v INT)")
         d.sql("INSERT INTO t VALUES (1, 1), (2, 2)")
         tick()
-        ts = head_ts(d)
-        expected = table_rows(d, "t")
+        ts, expected = head_ts(d), table_rows(d, "t")
         tick()
         d.sql("UPDATE t SET v = 5")
-        path = d._rt.projection_path
+        return ts, expected, d._rt.projection_path
+
+
+def test_versions_survive_a_reopen_and_a_rebuilt_projection_starts_them_over(tmp_path):
+    from queryapi import Cluster
+
+    ts, expected, path = _updated_and_closed(tmp_path / "data")
     with Cluster.open(tmp_path / "data") as cluster:
         d = cluster.database("d")
         with d.as_of(ts) as past:
@@ -333,3 +340,126 @@ def test_a_projection_without_row_versions_is_rebuilt_on_open(tmp_path):
         assert _storage(d, "SELECT count(*) FROM _asof.h1") == [(0,)]
         d.sql("UPDATE t SET v = 4 WHERE k = 2")
         assert table_rows(d, "t") == [(1, 3), (2, 4)]
+
+
+def _in_transaction(cur) -> bool:
+    try:
+        cur.execute("BEGIN TRANSACTION")
+    except Exception:
+        return True
+    cur.execute("ROLLBACK")
+    return False
+
+
+def test_later_handles_read_without_a_read_transaction_and_follow_a_schema_change(db):
+    ts = head_ts(db)
+    expected = table_rows(db, "t")
+    tick()
+    db.sql("UPDATE t SET v = 0")
+    with db.as_of(ts) as first:  # finds the tables, in a read transaction
+        assert table_rows(first, "t") == expected
+    past = db.as_of(ts)
+    try:
+        assert isinstance(past._source, VersionedSnapshot)
+        assert not _in_transaction(past._source.cur)  # a pooled cursor: nothing to pin
+        db.sql("UPDATE t SET v = 1 WHERE k = 2")
+        assert table_rows(past, "t") == expected
+        db.sql("ALTER TABLE t ADD COLUMN w INT")  # empties the history its views read
+        assert table_rows(past, "t") == expected  # the query fails to bind, then runs built
+        assert isinstance(past._source, HostedSnapshot)
+    finally:
+        past.close()
+    with db.as_of(ts) as again:  # the versions no longer reach ts
+        assert isinstance(again._source, HostedSnapshot)
+        assert table_rows(again, "t") == expected
+    tick()
+    later, now = head_ts(db), table_rows(db, "t")
+    tick()
+    db.sql("DELETE FROM t WHERE k < 3")
+    for _ in range(2):  # after the schema change: the careful path, then a pooled cursor
+        with db.as_of(later) as past:
+            assert isinstance(past._source, VersionedSnapshot)
+            assert table_rows(past, "t") == now
+
+
+def test_pooled_handles_at_different_times_share_cursors(db):
+    stamps = []
+    for k in range(4):
+        tick()
+        db.sql("UPDATE t SET v = v + 10 WHERE k = ?", [k])
+        stamps.append((head_ts(db), table_rows(db, "t")))
+    tick()
+    db.sql("DELETE FROM t WHERE k = 0")
+    handles = [db.as_of(ts) for ts, _ in stamps]  # open at once: each its own cursor
+    try:
+        for handle, (_, expected) in zip(handles, stamps, strict=True):
+            assert table_rows(handle, "t") == expected
+    finally:
+        for handle in handles:
+            handle.close()
+    for ts, expected in reversed(stamps):  # one at a time: the pool's cursors move
+        with db.as_of(ts) as handle:
+            assert isinstance(handle._source, VersionedSnapshot)
+            assert table_rows(handle, "t") == expected
+
+
+def test_pruning_moves_coverage_and_open_handles_move_to_a_built_state(db):
+    tick()
+    db.sql("UPDATE t SET v = 7 WHERE k = 1")
+    tick()
+    mid, expected = head_ts(db), table_rows(db, "t")
+    tick()
+    db.sql("UPDATE t SET v = 8 WHERE k = 1")
+    with db.as_of(mid):
+        pass
+    past = db.as_of(mid)
+    try:
+        horizon = db._rt.recorder.head().txn_id - 1  # the versions superseded by mid go
+        assert db._rt.prune_versions(horizon) == 1
+        assert _storage(db, "SELECT since_txn, _asof.versions_since() FROM _asof.state") == [
+            (horizon, horizon)
+        ]
+        assert table_rows(past, "t") == expected
+        assert isinstance(past._source, HostedSnapshot)  # its views no longer bind
+    finally:
+        past.close()
+    with db.as_of(mid) as again:  # mid is the new start of coverage: versions again
+        assert isinstance(again._source, VersionedSnapshot)
+        assert table_rows(again, "t") == expected
+
+
+def test_an_explicit_transaction_leaves_the_row_groups_it_moves_rows_from_as_they_were(db):
+    db.sql("CREATE TABLE big (k INT, v INT)")
+    db.sql("INSERT INTO big SELECT i, 0 FROM range(300000) r(i)")
+    loaded = db._rt.recorder.head().txn_id
+    db.sql("BEGIN")
+    for k in range(0, 300_000, 3_000):  # 100 rows, one in every 3,000: moved at commit
+        db.sql("UPDATE big SET v = 1 WHERE k = ?", [k])
+    db.sql("COMMIT")
+    stats = _storage(
+        db,
+        "SELECT row_group_id, stats FROM pragma_storage_info('_asof.t2') "
+        "WHERE column_name = '_asof_from' AND segment_type <> 'VALIDITY' ORDER BY row_group_id",
+    )
+    first = stats[0][1]
+    top = first["max"] if isinstance(first, dict) else int(first.split("Max: ")[1].split("]")[0])
+    assert int(top) == loaded  # no stamp in place widened its min/max
+    assert _storage(db, "SELECT count(*) FROM _asof.t2 WHERE _asof_from > ?", [loaded]) == [(100,)]
+
+
+def test_a_projection_without_the_coverage_macro_gets_it_on_open(tmp_path):
+    import duckdb
+
+    from queryapi import Cluster
+
+    ts, expected, path = _updated_and_closed(tmp_path / "data")
+    con = duckdb.connect(str(path))  # as the version before the macro left it
+    con.execute("DROP MACRO _asof.versions_since")
+    con.close()
+    with Cluster.open(tmp_path / "data") as cluster:
+        d = cluster.database("d")
+        for _ in range(2):
+            with d.as_of(ts) as past:
+                assert isinstance(past._source, VersionedSnapshot)
+                assert table_rows(past, "t") == expected
+        assert d._rt.version_tables is not None
