@@ -348,6 +348,9 @@ class IpcRecorder:
         """Sealed transactions, then the WAL tail. Without rows, events carry rows=None."""
         return self._view().transactions(after_txn, until, with_rows)
 
+    def last_at(self, until: int) -> int:
+        return self._view().last_at(until)
+
     def rows(
         self, table_id: int, version: int, *, after_txn: int = 0, until: int | None = None
     ) -> pa.Table | None:

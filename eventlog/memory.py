@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import tempfile
 import threading
 import uuid
@@ -93,6 +94,11 @@ class MemoryRecorder:
             if until is not None and txn.ts.physical > until:
                 break
             yield txn
+
+    def last_at(self, until: int) -> int:
+        txns = self._all()
+        i = bisect.bisect_right(txns, until, key=lambda t: t.ts.physical)
+        return txns[i - 1].txn_id if i else 0
 
     def rows(
         self, table_id: int, version: int, *, after_txn: int = 0, until: int | None = None

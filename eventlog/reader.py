@@ -9,6 +9,7 @@ segment reference) hides the part of a shared file past the fork point, and a fo
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -140,6 +141,25 @@ class LogView:
             yield Transaction(rec.txn_id, rec.ts, events, rec.sql)
         for txn in tail_range(self.tail, after_txn, until):
             yield txn if with_rows else _strip(txn)
+
+    def last_at(self, until: int) -> int:
+        """The id of the last transaction with ts.physical <= until (0: none): a binary
+        search of the tail, else of each txns segment that may hold it."""
+        tail = self.tail
+        if tail and tail[0].ts.physical <= until:
+            i = bisect.bisect_right(tail, until, key=lambda t: t.ts.physical)
+            return tail[i - 1].txn_id
+        folded = self.manifest.folded_txn
+        last = 0
+        for ref in self.manifest.segments:
+            if ref.kind != TXNS or ref.max_txn <= max(folded, last) or ref.skip(folded, until):
+                continue
+            cap = ref.cap(until)
+            records = self.cache.records(ref)
+            i = bisect.bisect_right(records, cap, key=lambda r: r.ts.physical)
+            if i and records[i - 1].txn_id > folded:
+                last = max(last, records[i - 1].txn_id)
+        return last
 
     def rows(
         self, table_id: int, version: int, after_txn: int = 0, until: int | None = None

@@ -97,6 +97,12 @@ class Recorder(Protocol):
         """Committed transactions with txn_id > after_txn and ts.physical <= until, in order."""
         ...
 
+    def last_at(self, until: int) -> int:
+        """The id of the last transaction in the log with ts.physical <= until (0: none).
+
+        A search, not a walk: AS OF asks it for every handle."""
+        ...
+
     def rows(
         self, table_id: int, version: int, *, after_txn: int = 0, until: int | None = None
     ) -> pa.Table | None:

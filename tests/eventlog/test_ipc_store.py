@@ -703,3 +703,28 @@ def test_open_retries_when_a_writer_seals_meanwhile(
     b = IpcStore(tmp_path).open("db")
     assert calls["n"] == 2
     assert_same_txns(b.transactions(), txns)
+
+
+@pytest.mark.parametrize("backend", ["memory", "ipc"])
+def test_last_at_finds_what_a_walk_of_the_log_finds(tmp_path: Path, backend: str) -> None:
+    store: Store = MemoryStore() if backend == "memory" else IpcStore(tmp_path)
+    src = store.create("src")
+
+    def add(rec: Recorder, i: int, ts: int) -> None:
+        rec.append([Event("rows", 1, 0, rows=_simple(1, start=i))], ts=Timestamp(ts))
+
+    for i in range(6):
+        add(src, i, 10 * (i + 1))  # 10 .. 60
+    src.seal()
+    for i in range(6, 9):
+        add(src, i, 10 * (i + 1))  # 70 .. 90, in the WAL
+    fork = store.fork("src", "copy", until=45)
+    add(fork, 100, 200)
+    add(src, 9, 300)
+    src.seal()
+    add(src, 10, 310)
+    for rec in (src, fork):
+        for until in range(0, 320, 5):
+            walked = [t.txn_id for t in rec.transactions(until=until, with_rows=False)]
+            assert rec.last_at(until) == (walked[-1] if walked else 0), (rec.log_id, until)
+    store.close()
