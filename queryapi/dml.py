@@ -11,7 +11,15 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from projections.naming import RESERVED_COLUMNS, ROW_ID, VERSION_FROM, quote_ident, storage_table
+from projections.naming import (
+    RESERVED_COLUMNS,
+    ROW_ID,
+    VERSION_FROM,
+    VERSION_TO,
+    history_table,
+    quote_ident,
+    storage_table,
+)
 from projections.versions import TXN_VARIABLE
 from queryapi.errors import ProgrammingError
 from queryapi.statements import (
@@ -53,6 +61,11 @@ class DmlPlan:
     targets: tuple[str, ...] = ()
     # UPDATE: the statement sets the rows' `_asof_from` itself (else the commit stamps them)
     stamped: bool = False
+    # Autocommit UPDATE/DELETE with a plain WHERE: SQL that copies the rows it will change to
+    # their history table first, and which of the statement's `?` parameters it takes
+    # (start, count). Without it the commit reads the old versions from a snapshot.
+    history: str | None = None
+    history_params: tuple[int, int] = (0, 0)
 
 
 Lookup = Callable[[Name], TableInfo]
@@ -61,13 +74,15 @@ _QUERY_STARTS = {"SELECT", "WITH", "VALUES", "FROM", "TABLE", "("}
 _STAMP = f"{VERSION_FROM} = getvariable('{TXN_VARIABLE}')"
 
 
-def plan_dml(stmt: Statement, lookup: Lookup, *, stamp: bool = True) -> DmlPlan:
+def plan_dml(stmt: Statement, lookup: Lookup, *, autocommit: bool = True) -> DmlPlan:
     """How to run one INSERT, UPDATE, DELETE or TRUNCATE on the storage tables.
 
-    `stamp`: an UPDATE sets its rows' `_asof_from` itself. Only an autocommit statement
-    should: in an explicit transaction the commit may move the rows to the table's end
-    (projections/versions.py), and a stamp in place would have widened the min/max of the
-    row groups they leave, which AS OF reads prune by.
+    `autocommit`: the statement is its own transaction. Only then does an UPDATE set its
+    rows' `_asof_from` itself: in an explicit transaction the commit may move the rows to
+    the table's end (projections/versions.py), and a stamp in place would have widened
+    the min/max of the row groups they leave, which AS OF reads prune by. And only then
+    may the rows' old versions be copied to history before the statement (`history`):
+    in a longer transaction a row may change twice, and only its first version is history.
     """
     toks = stmt.tokens
     refuse_reserved_names(stmt.tokens)
@@ -128,8 +143,11 @@ def plan_dml(stmt: Statement, lookup: Lookup, *, stamp: bool = True) -> DmlPlan:
         on = find_kw(toks, {"ON"}, j)
         if on is not None and on + 1 < len(toks) and toks[on + 1].upper == "CONFLICT":
             conflict = True
+    history = None
+    if autocommit and verb in ("UPDATE", "DELETE") and vi == 0:
+        history = _history_first(stmt, j, table.table_id, qualifier)
     stamped = False
-    if verb == "UPDATE" and stamp:
+    if verb == "UPDATE" and autocommit:
         # The changed rows' new versions carry this transaction (projections/versions.py).
         at = find_kw(toks, {"SET"}, j)
         if at is not None:
@@ -165,7 +183,58 @@ def plan_dml(stmt: Statement, lookup: Lookup, *, stamp: bool = True) -> DmlPlan:
         source=query,
         targets=targets,
         stamped=stamped,
+        history=history[0] if history is not None else None,
+        history_params=history[1] if history is not None else (0, 0),
     )
+
+
+# What a WHERE clause may hold for `_history_first` to evaluate it a second time: columns,
+# constants, `?` parameters, comparisons and arithmetic. No function call (random() would
+# pick other rows), no subquery, no named parameter.
+_PREDICATE_WORDS = frozenset(
+    {"AND", "OR", "NOT", "IN", "BETWEEN", "IS", "NULL", "TRUE", "FALSE", "LIKE", "ILIKE"}
+    | {"DISTINCT", "FROM"}  # IS [NOT] DISTINCT FROM
+)
+_PREDICATE_OPERATORS = frozenset(
+    {"=", "==", "<", ">", "<=", ">=", "<>", "!=", "(", ")", ",", ".", "+", "-", "*", "/"}
+    | {"%", "?", "::"}
+)
+
+
+def _history_first(
+    stmt: Statement, j: int, table_id: int, qualifier: str
+) -> tuple[str, tuple[int, int]] | None:
+    """For `UPDATE t SET … [WHERE p]` or `DELETE FROM t [WHERE p]` (no FROM or USING), the
+    INSERT that copies the rows `p` picks, as they are before the statement, to the
+    table's history with `_asof_to` = this transaction; None when `p` is not plain."""
+    toks = stmt.tokens
+    ret = find_kw(toks, {"RETURNING"}, j)
+    end = len(toks) if ret is None else ret
+    where = find_kw(toks, {"WHERE"}, j)
+    head_end = end if where is None else where
+    joined = find_kw(toks, {"FROM", "USING"}, j)
+    if joined is not None and joined < head_end:
+        return None
+    predicate = toks[where + 1 : end] if where is not None else ()
+    for i, t in enumerate(predicate):
+        after_cast = i > 0 and predicate[i - 1].text == "::"
+        nxt = predicate[i + 1].text if i + 1 < len(predicate) else ""
+        if nxt == "(" and (t.kind == "identifier" or after_cast):
+            return None  # a function call, or a parameterised type
+        if t.kind == "keyword" and not after_cast and t.upper not in _PREDICATE_WORDS:
+            return None
+        if t.kind == "operator" and t.text not in _PREDICATE_OPERATORS:
+            return None
+    before = sum(1 for t in toks[:head_end] if t.text == "?" and t.kind == "operator")
+    inside = sum(1 for t in predicate if t.text == "?" and t.kind == "operator")
+    sql = (
+        f"INSERT INTO {history_table(table_id)} BY NAME SELECT *, "
+        f"CAST(getvariable('{TXN_VARIABLE}') AS BIGINT) AS {VERSION_TO} "
+        f"FROM {storage_table(table_id)} AS {qualifier}"
+    )
+    if predicate:
+        sql += f" WHERE {stmt.sql[predicate[0].start : predicate[-1].end]}"
+    return sql, (before, inside)
 
 
 def _insert_source(

@@ -211,7 +211,7 @@ class Session:
     def _write(self, st: Statement, params: Any) -> Result:
         t = st.type
         if t in ("INSERT", "UPDATE", "DELETE"):
-            return self._dml(plan_dml(st, self.lookup, stamp=not self._explicit), params)
+            return self._dml(plan_dml(st, self.lookup, autocommit=not self._explicit), params)
         if t == "CREATE":
             return ddl.create(self, st, params)
         if t == "DROP":
@@ -334,7 +334,10 @@ class Session:
             event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None))
             self.emit(self.recorder.prepare(event))
             return Result.count(n)
-        if plan.verb in ("UPDATE", "DELETE") or plan.conflict:
+        history_params = _history_params(plan, params)
+        if history_params is not False:  # the old versions go to history first
+            self.cur.execute(plan.history, history_params)
+        elif plan.verb in ("UPDATE", "DELETE") or plan.conflict:
             self._superseded.before_change(self.cur)
         rel = self.cur.sql(plan.sql, params=params)
         types = [str(t) for t in rel.types] if plan.user_returning else []
@@ -608,6 +611,19 @@ class ReadOnlySession(Session):
 
 def _arrow(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
     return pa.table({}) if rel is None else rel.to_arrow_table()
+
+
+def _history_params(plan: DmlPlan, params: Any) -> list | None | bool:
+    """The parameters of `plan.history` (None: it takes none), or False when it cannot run
+    (no such SQL, or parameters that are not the positional list its `?`s expect)."""
+    if plan.history is None:
+        return False
+    start, count = plan.history_params
+    if not params:
+        return None if start + count == 0 else False
+    if not isinstance(params, (list, tuple)) or len(params) < start + count:
+        return False
+    return list(params[start : start + count]) if count else None
 
 
 def _insert_or_update(row_ids: pa.ChunkedArray, before: int) -> pa.Array:

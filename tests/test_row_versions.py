@@ -463,3 +463,54 @@ def test_a_projection_without_the_coverage_macro_gets_it_on_open(tmp_path):
                 assert isinstance(past._source, VersionedSnapshot)
                 assert table_rows(past, "t") == expected
         assert d._rt.version_tables is not None
+
+
+_PLAIN = [  # (statement, params): the old versions are copied to history first
+    ("UPDATE t SET v = v + 1 WHERE k = ?", [3]),
+    ("UPDATE t SET v = ?, s = 'x' WHERE k BETWEEN ? AND ?", [7, 2, 5]),
+    ("UPDATE t AS x SET v = 0 WHERE x.k IN (1, 2) OR x.s LIKE 'r1%'", None),
+    ("UPDATE t SET v = -1 WHERE v IS DISTINCT FROM 2 AND k::VARCHAR <> '4'", None),
+    ("UPDATE t SET v = 5", None),
+    ("UPDATE t SET v = 6 WHERE k % 2 = ? RETURNING k, v", [0]),
+    ("DELETE FROM t WHERE k >= ? AND NOT (s = 'r19')", [15]),
+    ("DELETE FROM t x WHERE x.k = 0", None),
+]
+_NOT_PLAIN = [  # read from a snapshot at commit instead
+    ("UPDATE t SET v = 1 WHERE k = (random() * 0)::INT", None),
+    ("UPDATE t SET v = 1 WHERE k IN (SELECT k FROM t WHERE v = 0)", None),
+    ("UPDATE t SET v = u.k FROM (SELECT 1 AS k) AS u WHERE t.k = u.k", None),
+    ("DELETE FROM t USING (SELECT 2 AS k) AS u WHERE t.k = u.k", None),
+    ("UPDATE t SET v = 1 WHERE k = $key", {"key": 3}),
+    ("WITH c AS (SELECT 4 AS k) UPDATE t SET v = 1 WHERE k = 4", None),
+]
+
+
+@pytest.mark.parametrize(("sql", "params"), _PLAIN + _NOT_PLAIN)
+def test_autocommit_changes_keep_the_old_versions_either_way(db, sql, params):
+    from queryapi.dml import plan_dml
+    from queryapi.statements import split
+
+    session = db._live()
+    plan = plan_dml(split(sql)[0], session.lookup)
+    assert (plan.history is not None) == ((sql, params) in _PLAIN)
+    assert plan_dml(split(sql)[0], session.lookup, autocommit=False).history is None
+    ts, before = head_ts(db), table_rows(db, "t")
+    tick()
+    db.sql(sql, params)
+    tick()
+    db.sql("UPDATE t SET v = 100 WHERE k = 1")  # ts is in the past, behind two commits
+    for _ in range(2):  # the careful path, then a pooled cursor
+        with db.as_of(ts) as past:
+            assert isinstance(past._source, VersionedSnapshot)
+            assert table_rows(past, "t") == before
+    with db.as_of(ts, rebuild=True) as built:
+        assert table_rows(built, "t") == before
+
+
+def test_a_failed_autocommit_update_leaves_no_history(db):
+    from queryapi import IntegrityError
+
+    count = _storage(db, "SELECT count(*) FROM _asof.h1")
+    with pytest.raises(IntegrityError):
+        db.sql("UPDATE t SET k = ? WHERE k = ?", [2, 1])  # the key 2 is taken
+    assert _storage(db, "SELECT count(*) FROM _asof.h1") == count
