@@ -4,8 +4,9 @@ row versions (projections/versions.py) costs a write.
 asof vs SQLite in WAL mode with synchronous=FULL vs DuckDB on a file. Each round: a fresh
 database holding t(k PRIMARY KEY, v) of UPDATE_ROWS rows (untimed, with an untimed
 `os.sync()`), then ASOF_BENCH_COMMITS statements `UPDATE t SET v = v + 1 WHERE k = ?` on
-random keys (fixed seed). asof reads each row's old version once more, appends it to the
-table's history and moves the row to the end of its table.
+random keys (fixed seed). asof copies each row's old version to the table's history first
+(one INSERT ... SELECT with the statement's own WHERE) and the UPDATE stamps the row with
+its transaction in place.
 """
 
 from __future__ import annotations
