@@ -27,6 +27,7 @@ them is a search, not a walk).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import tempfile
@@ -116,11 +117,21 @@ REPORT.compare(
 )
 
 
+@contextlib.contextmanager
+def _source(rows: int):
+    """A fresh on-disk cluster with p.t of `rows` rows and a checkpoint, removed after."""
+    base = Path(tempfile.mkdtemp(prefix="asof-bench-asof-"))
+    cluster = make_asof_source(base / "data", rows)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        remove(base)
+
+
 @pytest.fixture(scope="module")
 def updated():
-    base = Path(tempfile.mkdtemp(prefix="asof-bench-asof-"))
-    cluster = make_asof_source(base / "data", ASOF_ROWS)
-    try:
+    with _source(ASOF_ROWS) as cluster:
         db = cluster.database("p")
         checkpoint_ts = list(db.transactions())[-1].ts.physical
         rng = random.Random(20240807)
@@ -156,9 +167,6 @@ def updated():
             "expected": expected,
             "update_seconds": update_seconds,
         }
-    finally:
-        cluster.close()
-        remove(base)
 
 
 def _as_of_case(
@@ -295,9 +303,7 @@ def test_current_state(benchmark, updated):
 
 @pytest.fixture(scope="module")
 def small_txns():
-    base = Path(tempfile.mkdtemp(prefix="asof-bench-asof-small-"))
-    cluster = make_asof_source(base / "data", SMALL_BASE)
-    try:
+    with _source(SMALL_BASE) as cluster:
         db = cluster.database("p")
         mid_ts = mid_expected = None
         for i in range(SMALL_TXNS):
@@ -307,9 +313,6 @@ def small_txns():
                 mid_expected = db.sql(QUERY).fetchall()
         db.sql("UPDATE t SET v = v + 1 WHERE k = 0")  # AS OF mid is in the past
         yield {"cluster": cluster, "db": db, "mid_ts": mid_ts, "mid_expected": mid_expected}
-    finally:
-        cluster.close()
-        remove(base)
 
 
 @pytest.mark.benchmark(group="as of, small transactions")

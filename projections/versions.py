@@ -77,10 +77,24 @@ def since_marker_sql(txn_id: int) -> str:
     return f"CREATE OR REPLACE MACRO {SINCE_MACRO}(since_{n} := NULL) AS CAST({n} AS BIGINT)"
 
 
+def since_txn(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Coverage as the state table holds it."""
+    return con.execute(f"SELECT since_txn FROM {STATE_TABLE}").fetchall()[0][0]
+
+
+def marked_since(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Coverage as the catalog's macro holds it (None: no macro)."""
+    try:
+        return con.execute(f"SELECT {SINCE_MACRO}()").fetchall()[0][0]
+    except duckdb.Error:
+        return None
+
+
 def mark_since(con: duckdb.DuckDBPyConnection) -> None:
-    """Write the macro from the state table (a projection made before the macro existed)."""
-    since = con.execute(f"SELECT since_txn FROM {STATE_TABLE}").fetchall()[0][0]
-    if since is not None:
+    """Write the macro from the state table where it is missing or differs (a projection
+    made before the macro existed)."""
+    since = since_txn(con)
+    if since is not None and marked_since(con) != since:
         con.execute(since_marker_sql(since))
 
 
@@ -125,7 +139,7 @@ def prune_history(con: duckdb.DuckDBPyConnection, horizon_txn: int) -> int:
         con.execute(f"DELETE FROM {table} WHERE {VERSION_TO} <= ?", [horizon_txn]).fetchall()[0][0]
         for table in history_tables(con)
     )
-    since = con.execute(f"SELECT since_txn FROM {STATE_TABLE}").fetchall()[0][0]
+    since = since_txn(con)
     if removed and since is not None and since < horizon_txn:
         con.execute(restart_sql(horizon_txn))
     return removed

@@ -143,9 +143,9 @@ def plan_dml(stmt: Statement, lookup: Lookup, *, autocommit: bool = True) -> Dml
         on = find_kw(toks, {"ON"}, j)
         if on is not None and on + 1 < len(toks) and toks[on + 1].upper == "CONFLICT":
             conflict = True
-    history = None
+    history, history_params = None, (0, 0)
     if autocommit and verb in ("UPDATE", "DELETE") and vi == 0:
-        history = _history_first(stmt, j, table.table_id, qualifier)
+        history, history_params = _history_first(stmt, j, table.table_id, qualifier)
     stamped = False
     if verb == "UPDATE" and autocommit:
         # The changed rows' new versions carry this transaction (projections/versions.py).
@@ -183,8 +183,8 @@ def plan_dml(stmt: Statement, lookup: Lookup, *, autocommit: bool = True) -> Dml
         source=query,
         targets=targets,
         stamped=stamped,
-        history=history[0] if history is not None else None,
-        history_params=history[1] if history is not None else (0, 0),
+        history=history,
+        history_params=history_params,
     )
 
 
@@ -203,10 +203,11 @@ _PREDICATE_OPERATORS = frozenset(
 
 def _history_first(
     stmt: Statement, j: int, table_id: int, qualifier: str
-) -> tuple[str, tuple[int, int]] | None:
+) -> tuple[str | None, tuple[int, int]]:
     """For `UPDATE t SET … [WHERE p]` or `DELETE FROM t [WHERE p]` (no FROM or USING), the
     INSERT that copies the rows `p` picks, as they are before the statement, to the
-    table's history with `_asof_to` = this transaction; None when `p` is not plain."""
+    table's history with `_asof_to` = this transaction, and the (start, count) of the
+    statement's `?` parameters it takes; None when `p` is not plain."""
     toks = stmt.tokens
     ret = find_kw(toks, {"RETURNING"}, j)
     end = len(toks) if ret is None else ret
@@ -214,17 +215,17 @@ def _history_first(
     head_end = end if where is None else where
     joined = find_kw(toks, {"FROM", "USING"}, j)
     if joined is not None and joined < head_end:
-        return None
+        return None, (0, 0)
     predicate = toks[where + 1 : end] if where is not None else ()
     for i, t in enumerate(predicate):
         after_cast = i > 0 and predicate[i - 1].text == "::"
         nxt = predicate[i + 1].text if i + 1 < len(predicate) else ""
         if nxt == "(" and (t.kind == "identifier" or after_cast):
-            return None  # a function call, or a parameterised type
+            return None, (0, 0)  # a function call, or a parameterised type
         if t.kind == "keyword" and not after_cast and t.upper not in _PREDICATE_WORDS:
-            return None
+            return None, (0, 0)
         if t.kind == "operator" and t.text not in _PREDICATE_OPERATORS:
-            return None
+            return None, (0, 0)
     before = sum(1 for t in toks[:head_end] if t.text == "?" and t.kind == "operator")
     inside = sum(1 for t in predicate if t.text == "?" and t.kind == "operator")
     sql = (

@@ -334,10 +334,9 @@ class Session:
             event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None))
             self.emit(self.recorder.prepare(event))
             return Result.count(n)
-        history_params = _history_params(plan, params)
-        if history_params is not False:  # the old versions go to history first
-            self.cur.execute(plan.history, history_params)
-        elif plan.verb in ("UPDATE", "DELETE") or plan.conflict:
+        if not self._copy_history_first(plan, params) and (
+            plan.verb in ("UPDATE", "DELETE") or plan.conflict
+        ):
             self._superseded.before_change(self.cur)
         rel = self.cur.sql(plan.sql, params=params)
         types = [str(t) for t in rel.types] if plan.user_returning else []
@@ -368,6 +367,19 @@ class Session:
             keep = [i for i, n in enumerate(user.column_names) if n != ROW_ID]
             return Result(user.select(keep), types=[types[width + i] for i in keep])
         return Result.count(captured.num_rows)
+
+    def _copy_history_first(self, plan: DmlPlan, params: Any) -> bool:
+        """Run `plan.history` (the old versions to history, before the statement); False
+        when there is none, or the parameters are not the positional list its `?`s take."""
+        if plan.history is None:
+            return False
+        start, count = plan.history_params
+        if params and not isinstance(params, (list, tuple)):
+            return False
+        if len(params or ()) < start + count:
+            return False  # too few parameters: let the statement itself say so
+        self.cur.execute(plan.history, list(params[start : start + count]) if count else None)
+        return True
 
     def _insert_captured(self, plan: DmlPlan, rows: pa.Table) -> Result:
         """Insert rows captured as Arrow (bulkinsert.py), logging the same table; its log
@@ -611,19 +623,6 @@ class ReadOnlySession(Session):
 
 def _arrow(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
     return pa.table({}) if rel is None else rel.to_arrow_table()
-
-
-def _history_params(plan: DmlPlan, params: Any) -> list | None | bool:
-    """The parameters of `plan.history` (None: it takes none), or False when it cannot run
-    (no such SQL, or parameters that are not the positional list its `?`s expect)."""
-    if plan.history is None:
-        return False
-    start, count = plan.history_params
-    if not params:
-        return None if start + count == 0 else False
-    if not isinstance(params, (list, tuple)) or len(params) < start + count:
-        return False
-    return list(params[start : start + count]) if count else None
 
 
 def _insert_or_update(row_ids: pa.ChunkedArray, before: int) -> pa.Array:

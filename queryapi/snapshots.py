@@ -234,11 +234,7 @@ class VersionedSnapshot:
         handle moves to a built one), True when the statement itself was at fault."""
         if self._pool is not None:
             rt, key = self._pool
-            try:
-                since = self.cur.execute(f"SELECT {versions.SINCE_MACRO}()").fetchall()[0][0]
-            except duckdb.Error:
-                since = None
-            if since == key[1] and id(rt.projection) == key[0]:
+            if versions.marked_since(self.cur) == key[1] and id(rt.projection) == key[0]:
                 return True
             self.moved = True
             if rt.version_tables is not None and rt.version_tables[0] == key[1]:
@@ -345,18 +341,10 @@ def _views_at(
             # nothing changed it since `since`), and one from a checkpoint older than row
             # versions has no `_asof_from`: build the state instead.
             return None
-    if rt is not None and _marked(cur, since):  # later handles take try_fast's path
+    # Later handles take try_fast's path, whose views check the catalog's copy of `since`.
+    if rt is not None and versions.marked_since(cur) == since:
         rt.version_tables = (since, tables)
     return script
-
-
-def _marked(cur: duckdb.DuckDBPyConnection, since: int | None) -> bool:
-    """Whether the catalog's copy of the coverage number, which pooled views check, is
-    there and agrees with the state table."""
-    try:
-        return cur.execute(f"SELECT {versions.SINCE_MACRO}()").fetchall()[0][0] == since
-    except duckdb.Error:
-        return False
 
 
 Snapshot = LiveSnapshot | HostedSnapshot | VersionedSnapshot
