@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from asof import Cluster
 from conftest import (
     CREATE_T,
     REPORT,
@@ -24,7 +25,6 @@ from conftest import (
     remove,
     rows_label,
 )
-from queryapi import Cluster
 
 SIZE = f"{rows_label(ROWS)} rows"
 INSERT = insert_range_sql(ROWS)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from asof import Cluster
 from conftest import (
     REPORT,
     ROUNDS,
@@ -44,7 +45,6 @@ from conftest import (
     rows_label,
     tree_sizes,
 )
-from queryapi import Cluster
 
 QUERY = "SELECT v, count(*), sum(k) FROM t GROUP BY v"
 CLONE_ROUNDS = 10

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from asof import Cluster
 from conftest import (
     REPORT,
     ROWS,
@@ -27,7 +28,6 @@ from conftest import (
     remove,
     rows_label,
 )
-from queryapi import Cluster
 
 TAIL_ROWS = max(1, ROWS // 100)
 TAIL_UPDATES = 100

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from asof import Cluster
 from conftest import COMMITS, CREATE_T, REPORT, ROUNDS, measure, remove
-from queryapi import Cluster
 
 SIZE = f"{COMMITS} commits/round"
 INSERT = "INSERT INTO t VALUES (?, ?)"

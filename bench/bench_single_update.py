@@ -20,8 +20,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from asof import Cluster
 from conftest import COMMITS, REPORT, ROUNDS, measure, remove, rows_label
-from queryapi import Cluster
 
 UPDATE_ROWS = 100_000
 SIZE = f"{rows_label(UPDATE_ROWS)} rows, {COMMITS} commits/round"

@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from queryapi import Cluster
+from asof import Cluster
 
 # --------------------------------------------------------------------------- sizes
 

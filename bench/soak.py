@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from queryapi import AsofError, Cluster, OperationalError
+from asof import AsofError, Cluster, OperationalError
 
 
 class Writer(threading.Thread):

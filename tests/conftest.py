@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from queryapi import Cluster
+from asof import Cluster
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from eventlog.events import Transaction
+from asof.eventlog.events import Transaction
 
 ROW_SCHEMA = pa.schema(
     [

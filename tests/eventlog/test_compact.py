@@ -13,14 +13,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from eventlog import compact, ipc
-from eventlog import manifest as mf
-from eventlog.errors import LogError, LogIOError
-from eventlog.events import Event, Transaction
-from eventlog.hlc import Timestamp
-from eventlog.ipc import IpcStore
-from eventlog.memory import MemoryStore
-from eventlog.recorder import CheckpointRef, Recorder, Store
+from asof.eventlog import compact, ipc
+from asof.eventlog import manifest as mf
+from asof.eventlog.errors import LogError, LogIOError
+from asof.eventlog.events import Event, Transaction
+from asof.eventlog.hlc import Timestamp
+from asof.eventlog.ipc import IpcStore
+from asof.eventlog.memory import MemoryStore
+from asof.eventlog.recorder import CheckpointRef, Recorder, Store
 
 KEYS = [(1, 0), (2, 0), (2, 1), (3, 0)]
 _TYPED: dict[tuple[int, int], pa.Table] = {}

@@ -18,14 +18,14 @@ import attrs
 import pyarrow as pa
 import pytest
 
-from eventlog import ipc, wal
-from eventlog.errors import CorruptionError, LogError, LogIOError, UnknownLogError
-from eventlog.events import Event, Transaction
-from eventlog.hlc import Timestamp
-from eventlog.ipc import IpcStore
-from eventlog.memory import MemoryStore
-from eventlog.recorder import CheckpointRef, Lineage, Recorder, Store
-from eventlog.wal import scan_file
+from asof.eventlog import ipc, wal
+from asof.eventlog.errors import CorruptionError, LogError, LogIOError, UnknownLogError
+from asof.eventlog.events import Event, Transaction
+from asof.eventlog.hlc import Timestamp
+from asof.eventlog.ipc import IpcStore
+from asof.eventlog.memory import MemoryStore
+from asof.eventlog.recorder import CheckpointRef, Lineage, Recorder, Store
+from asof.eventlog.wal import scan_file
 
 
 def _simple(n: int, start: int = 0, extra: str = "v") -> pa.Table:
@@ -229,7 +229,7 @@ def test_a_new_process_sees_every_committed_transaction(tmp_path: Path, typed_ro
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from eventlog.ipc import IpcStore\n"
+        "from asof.eventlog.ipc import IpcStore\n"
         "rec = IpcStore(Path(sys.argv[1])).open('db')\n"
         "rows = rec.rows(1, 0)\n"
         "print(json.dumps([[t.txn_id for t in rec.transactions()], rows.num_rows, "

@@ -8,14 +8,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from eventlog import manifest as mf
-from eventlog.errors import CorruptionError
-from eventlog.events import Event, Transaction
-from eventlog.hlc import Timestamp
-from eventlog.manifest import Manifest
-from eventlog.recorder import CheckpointRef, Lineage
-from eventlog.rows import prefix_log_meta
-from eventlog.segment import (
+from asof.eventlog import manifest as mf
+from asof.eventlog.errors import CorruptionError
+from asof.eventlog.events import Event, Transaction
+from asof.eventlog.hlc import Timestamp
+from asof.eventlog.manifest import Manifest
+from asof.eventlog.recorder import CheckpointRef, Lineage
+from asof.eventlog.rows import prefix_log_meta
+from asof.eventlog.segment import (
     ROWS,
     TXNS,
     SegmentCache,

@@ -9,11 +9,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from eventlog import wal
-from eventlog.errors import CorruptionError, LogIOError
-from eventlog.events import Event
-from eventlog.hlc import Timestamp
-from eventlog.wal import HEADER_SIZE, Wal, decode_payload, encode_body, encode_frame, scan
+from asof.eventlog import wal
+from asof.eventlog.errors import CorruptionError, LogIOError
+from asof.eventlog.events import Event
+from asof.eventlog.hlc import Timestamp
+from asof.eventlog.wal import HEADER_SIZE, Wal, decode_payload, encode_body, encode_frame, scan
 
 
 def _payload(i: int) -> bytes:

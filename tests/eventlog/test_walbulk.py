@@ -11,12 +11,12 @@ import pyarrow as pa
 import pytest
 import zstandard
 
-from eventlog import wal, walbulk
-from eventlog.errors import CorruptionError
-from eventlog.events import Event
-from eventlog.hlc import Timestamp
-from eventlog.ipc import IpcStore
-from eventlog.wal import decode_payload, encode_body, encode_payload
+from asof.eventlog import wal, walbulk
+from asof.eventlog.errors import CorruptionError
+from asof.eventlog.events import Event
+from asof.eventlog.hlc import Timestamp
+from asof.eventlog.ipc import IpcStore
+from asof.eventlog.wal import decode_payload, encode_body, encode_payload
 
 
 def _big(n: int = 600_000, start: int = 0) -> pa.Table:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from eventlog import walrow
-from eventlog.errors import CorruptionError
-from eventlog.events import Event, RowValues, Transaction, materialize, rows_table
-from eventlog.hlc import Timestamp
-from eventlog.ipc import IpcStore
-from eventlog.memory import MemoryStore
-from eventlog.wal import decode_payload, encode_body, encode_payload
+from asof.eventlog import walrow
+from asof.eventlog.errors import CorruptionError
+from asof.eventlog.events import Event, RowValues, Transaction, materialize, rows_table
+from asof.eventlog.hlc import Timestamp
+from asof.eventlog.ipc import IpcStore
+from asof.eventlog.memory import MemoryStore
+from asof.eventlog.wal import decode_payload, encode_body, encode_payload
 
 SCHEMA = pa.schema(
     [

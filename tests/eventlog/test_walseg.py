@@ -12,12 +12,12 @@ import attrs
 import pyarrow as pa
 import pytest
 
-from eventlog import walseg
-from eventlog.errors import CorruptionError
-from eventlog.events import Event, Transaction
-from eventlog.hlc import Timestamp
-from eventlog.ipc import IpcRecorder, IpcStore
-from eventlog.segment import SegmentRef
+from asof.eventlog import walseg
+from asof.eventlog.errors import CorruptionError
+from asof.eventlog.events import Event, Transaction
+from asof.eventlog.hlc import Timestamp
+from asof.eventlog.ipc import IpcRecorder, IpcStore
+from asof.eventlog.segment import SegmentRef
 
 
 class _Crash(BaseException):

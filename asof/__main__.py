@@ -1,0 +1,3 @@
+from asof.queryapi.cli import main
+
+main()

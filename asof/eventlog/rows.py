@@ -1,0 +1,50 @@
+"""Turning the row images of transactions into the flat tables readers want."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from asof.eventlog.events import Transaction
+
+
+def log_rows(txns: Iterable[Transaction], table_id: int, version: int) -> pa.Table | None:
+    """The row images of one table version in `txns`, with the log meta columns first.
+
+    Built in one concatenation: reads after many small transactions (single-row updates)
+    must not pay per event.
+    """
+    tables: list[pa.Table] = []
+    txn_ids: list[int] = []
+    stamps: list[int] = []
+    seqs: list[int] = []
+    for txn in txns:
+        for seq, event in enumerate(txn.events):
+            if event.rows is None or event.table_id != table_id or event.version != version:
+                continue
+            tables.append(event.rows)
+            txn_ids.append(txn.txn_id)
+            stamps.append(txn.ts.physical)
+            seqs.append(seq)
+    if not tables:
+        return None
+    return prefix_log_meta(tables, txn_ids, stamps, seqs)
+
+
+def prefix_log_meta(
+    tables: list[pa.Table], txn_ids: list[int], stamps: list[int], seqs: list[int]
+) -> pa.Table:
+    """Concatenate event row tables and prefix `_txn`, `_ts` and `_seq`, one value per
+    event repeated over its rows: one pass, however many events."""
+    body = pa.concat_tables(tables, promote_options="default")
+    counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
+    meta = {
+        "_txn": pa.array(np.repeat(np.asarray(txn_ids, dtype=np.int64), counts)),
+        "_ts": pa.array(np.repeat(np.asarray(stamps, dtype=np.int64), counts)),
+        "_seq": pa.array(np.repeat(np.asarray(seqs, dtype=np.int32), counts)),
+    }
+    for i, (name, arr) in enumerate(meta.items()):
+        body = body.add_column(i, name, arr)
+    return body

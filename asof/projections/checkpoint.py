@@ -1,0 +1,108 @@
+"""Checkpoints: immutable DuckDB files holding a database's whole projected state at one
+transaction. State at T = nearest checkpoint C <= T plus the events in (C, T]."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from asof.eventlog.fsutil import file_crc32, fsync_dir
+from asof.eventlog.recorder import CheckpointRef, Recorder, Store
+from asof.projections.apply import applied
+from asof.projections.naming import STORAGE_SCHEMA, quote_ident, quote_literal, storage_table
+from asof.projections.versions import history_tables
+
+_ALIAS = "_asof_checkpoint"
+
+
+def write_checkpoint(
+    con: duckdb.DuckDBPyConnection, store: Store, recorder: Recorder
+) -> CheckpointRef | None:
+    """Copy the projection behind `con` into a new checkpoint file and register it.
+
+    `con` must be a cursor with no open transaction; the copy reads one consistent snapshot.
+    Returns None when the projection is empty or already checkpointed at its last txn.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        info = applied(con)
+        existing = recorder.checkpoints()
+        if info is None or (existing and existing[-1].txn_id >= info.txn_id):
+            con.execute("ROLLBACK")
+            return None
+        path = store.new_file_path("checkpoints", ".duckdb")
+        source = con.execute("SELECT current_database()").fetchall()[0][0]
+        con.execute(f"ATTACH {quote_literal(str(path))} AS {_ALIAS}")
+        try:
+            con.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {_ALIAS}")
+            _materialize_lazy_tables(con, _ALIAS)
+            # The projection's "build finished" mark belongs to that file, not to its copies;
+            # so do its row versions (a state built from a checkpoint starts without any).
+            con.execute(f"DROP TABLE IF EXISTS {_ALIAS}.{STORAGE_SCHEMA}.complete")
+            drop_versions(con, _ALIAS)
+        finally:
+            con.execute("COMMIT")
+            con.execute(f"DETACH {_ALIAS}")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+    size, checksum = _fsync_and_checksum(path)
+    ref = CheckpointRef(store.relative(path), info.txn_id, info.ts, size, checksum)
+    recorder.add_checkpoint(ref)
+    return ref
+
+
+def _materialize_lazy_tables(con: duckdb.DuckDBPyConnection, target: str) -> None:
+    """A checkpoint must stand alone: copy tables a clone still reads from its base."""
+    from asof.projections.lazy import BASES_TABLE, LAZY_TABLE, base_ddl, delta_table
+
+    qualifier = f"{target}.{STORAGE_SCHEMA}"
+    for table_id, alias in con.execute(f"SELECT table_id, alias FROM {LAZY_TABLE}").fetchall():
+        con.execute(f"DROP VIEW {target}.{storage_table(table_id)}")
+        con.execute(f"DROP TABLE IF EXISTS {target}.{delta_table(table_id)}")
+        create, *indexes = base_ddl(con, alias, table_id, f"t{table_id}", qualifier)
+        con.execute(create)
+        con.execute(
+            f"INSERT INTO {target}.{storage_table(table_id)} SELECT * FROM {storage_table(table_id)}"
+        )
+        for sql in indexes:
+            con.execute(sql)
+    con.execute(f"DELETE FROM {target}.{LAZY_TABLE}")
+    con.execute(f"DELETE FROM {target}.{BASES_TABLE}")
+
+
+def _fsync_and_checksum(path: Path) -> tuple[int, int]:
+    """Make the new checkpoint durable (file and directory entry), then checksum it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+    return file_crc32(path)
+
+
+def verify_checkpoint(store: Store, ref: CheckpointRef) -> str | None:
+    """A description of what is wrong with a checkpoint file, or None when it is intact."""
+    path = store.resolve(ref.path)
+    if not path.exists():
+        return f"checkpoint {ref.path} is missing"
+    if file_crc32(path)[1] != ref.checksum:
+        return f"checkpoint {ref.path} fails its checksum"
+    return None
+
+
+def nearest_checkpoint(recorder: Recorder, until: int | None) -> CheckpointRef | None:
+    refs = recorder.checkpoints(until=until)
+    return refs[-1] if refs else None
+
+
+def drop_versions(con: duckdb.DuckDBPyConnection, target: str) -> None:
+    """Drop the history tables of the database `target`."""
+    for table in history_tables(con, target):
+        con.execute(f"DROP TABLE {target}.{table}")

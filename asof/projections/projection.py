@@ -1,0 +1,165 @@
+"""The live projection of one database: its current state in a DuckDB file.
+
+It remembers the last transaction it applied; on open it catches up from the log only as far
+as needed, and if its file is gone it is rebuilt from the nearest checkpoint plus the log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from asof.eventlog.events import TransactionInfo
+from asof.eventlog.recorder import Recorder, Store
+from asof.projections import versions
+from asof.projections.apply import applied
+from asof.projections.build import build_at
+from asof.projections.host import HostedState
+from asof.projections.lazy import attach_bases
+from asof.projections.naming import STORAGE_SCHEMA, quote_literal
+from asof.projections.replay import replay
+
+COMPLETE_MARK = f"{STORAGE_SCHEMA}.complete"
+
+
+def connect(
+    path: Path | None,
+    store: Store,
+    *,
+    allow_external_access: bool = False,
+    read_only: bool = False,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can reach only the cluster's own checkpoint files, unless
+    external access was allowed when the cluster was opened."""
+    # The log is the source of truth and a projection can always be rebuilt from it, so the
+    # projection's own file need not be fsync'd: one fsync per commit (the log's) is enough.
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "python_enable_replacements": False,
+        "fsync_mode": "none",
+    }
+    con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only, config=config)
+    if not allow_external_access:
+        checkpoints = store.root / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET allowed_directories = [{quote_literal(str(checkpoints))}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    return con
+
+
+class Projection:
+    """A database's current state, kept in step with its log."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        store: Store,
+        recorder: Recorder,
+        *,
+        allow_external_access: bool = False,
+    ) -> None:
+        self.path = path
+        self.store = store
+        self.recorder = recorder
+        if path is None:  # a private in-memory copy (read-only clusters in other processes)
+            self.con = connect(None, store, allow_external_access=allow_external_access)
+            build_at(self.con, store, recorder, None)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._external = allow_external_access
+        fresh = not path.exists()
+        self.con = connect(path, store, allow_external_access=allow_external_access)
+        try:
+            if fresh or not self._complete():
+                if not fresh:  # a build cut short: a projection is a cache, rebuild it
+                    self.con.close()
+                    _remove(path)
+                    self.con = connect(path, store, allow_external_access=allow_external_access)
+                build_at(self.con, store, recorder, None)
+                self.con.execute(
+                    f"CREATE TABLE {COMPLETE_MARK} (built_at TIMESTAMP);\n"
+                    f"INSERT INTO {COMPLETE_MARK} VALUES (now())"
+                )
+            else:
+                attach_bases(self.con, store)
+                versions.mark_since(self.con)  # files from before the catalog copy existed
+                self.catch_up()
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _complete(self) -> bool:
+        """Whether this file holds a whole projection (the mark is its build's last step) in
+        the current layout (older files lack the row version columns: rebuilt)."""
+        try:
+            row = self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                f"AND schema_name = '{STORAGE_SCHEMA}' AND table_name = 'complete'"
+            ).fetchall()
+            return bool(row[0][0]) and versions.current_layout(self.con)
+        except duckdb.Error:
+            return False
+
+    def applied(self) -> TransactionInfo | None:
+        return applied(self.con.cursor())
+
+    def catch_up(self) -> TransactionInfo | None:
+        """Apply whatever the log holds beyond what this projection has applied."""
+        cur = self.con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            info = applied(cur)
+            head = self.recorder.head()
+            if head is not None and (info is None or head.txn_id > info.txn_id):
+                replay(cur, self.recorder, after_txn=info.txn_id if info else 0)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+        return self.applied()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.con.cursor()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class HostedProjection:
+    """The current state of a clone nobody has written to, built in the state host.
+
+    A fresh clone's state is its source's checkpoint plus a short log tail; serving it from
+    an in-memory database of the shared host costs a few statements, where creating its
+    DuckDB file costs a new instance and a file. The runtime swaps in a file `Projection`
+    before the first write (`DatabaseRuntime.promote`). Nothing is lost in a crash: the
+    state holds nothing the log and the checkpoint do not.
+    """
+
+    path = None
+
+    def __init__(self, state: HostedState) -> None:
+        self.state = state
+
+    def applied(self) -> TransactionInfo | None:
+        cur = self.state.cursor()
+        try:
+            return applied(cur)
+        finally:
+            cur.close()
+
+    def catch_up(self) -> TransactionInfo | None:
+        return self.applied()  # nothing is written here: writers promote first
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.state.cursor()
+
+    def close(self) -> None:
+        self.state.release()
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)

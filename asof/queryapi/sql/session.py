@@ -1,0 +1,639 @@
+"""A session runs a user's statements against one database and turns writes into events.
+
+Writes are serialised per database: a write transaction holds the database's write lock from
+its first write (or its BEGIN) until COMMIT or ROLLBACK, so transactions are serializable and
+a commit never conflicts. Readers never take the lock; DuckDB gives them a snapshot. Nothing
+becomes visible in the projection before its transaction is durable in the log.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from asof.eventlog.errors import LogError
+from asof.eventlog.events import Event, RowOp, RowValues
+from asof.projections import kinds, versions
+from asof.projections.apply import apply_event, sequence_values, set_applied, set_applied_sql
+from asof.projections.build import damaged_bases
+from asof.projections.lazy import lazy_ids, materialize
+from asof.projections.naming import (
+    HIDDEN_COLUMNS,
+    ROW_ID,
+    STORAGE_SCHEMA,
+    STORED_COLUMNS,
+    TABLES_TABLE,
+    first_row,
+    storage_table,
+)
+from asof.queryapi.errors import (
+    AsofError,
+    CorruptionError,
+    NotSupportedError,
+    ProgrammingError,
+    ReadOnlyError,
+)
+from asof.queryapi.result import Result
+from asof.queryapi.sql import bulkinsert, ddl, fastinsert
+from asof.queryapi.sql.coalesce import coalesce
+from asof.queryapi.sql.dml import DmlPlan, TableInfo, plan_dml
+from asof.queryapi.sql.statements import Name, Statement, find_kw, split
+from asof.queryapi.translate import translate
+
+if TYPE_CHECKING:
+    from asof.projections.live import DatabaseRuntime
+
+READ_TYPES = {"SELECT", "EXPLAIN"}
+WRITE_TYPES = {"INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER"}
+MATVIEW_TYPES = {"CREATE_MATVIEW", "REFRESH_MATVIEW", "DROP_MATVIEW"}
+EXTERNAL_TYPES = {"ATTACH", "DETACH", "COPY", "EXPORT", "LOAD", "SET", "PRAGMA", "CALL"}
+HARMLESS_TYPES = {"VACUUM", "ANALYZE"}
+
+
+class Session:
+    """One connection's worth of state: its cursor and its open transaction, if any."""
+
+    def __init__(self, runtime: DatabaseRuntime) -> None:
+        self.rt = runtime
+        self.store = runtime.store
+        self.recorder = runtime.recorder
+        self.cur = runtime.projection.cursor()
+        self._generation = runtime.generation
+        self._lock = threading.RLock()
+        self._explicit = False
+        self._holding = False
+        self._events: list[Event] = []
+        self._sql: list[str] = []
+        self._seq_before: dict[str, int | None] = {}
+        self._txn_id = 0  # the id the open write transaction will commit under
+        self._superseded = versions.Superseded()
+        self._barrier = False  # the transaction restarts row version coverage
+
+    # ----------------------------------------------------------------- public
+    def execute(self, sql: str, params: Any = None) -> Result:
+        if not isinstance(sql, str):
+            raise ProgrammingError("SQL must be a string")
+        with self._lock:
+            stmts = split(sql)
+            self._follow_projection()
+            if (
+                params is not None
+                and len(stmts) == 1
+                and stmts[0].type == "INSERT"
+                and not self._explicit
+                and self.rt is not None
+            ):
+                fast = self._fast_insert(stmts[0], params)
+                if fast is not None:
+                    return fast
+            if not stmts:
+                raise ProgrammingError("no SQL statement given; pass at least one statement")
+            if params is not None and len(stmts) > 1:
+                raise ProgrammingError(
+                    "parameters can be passed with a single statement only; split the string"
+                )
+            result = Result.empty()
+            for st in stmts:
+                result = self._run(st, params)
+            return result
+
+    def _follow_projection(self) -> None:
+        """Move to the runtime's current projection if it was replaced (a hosted clone state
+        promoted to its file); never inside a transaction, which holds the write lock."""
+        if self.rt is not None and not self._holding:
+            self._use_current_projection()
+
+    def _use_current_projection(self) -> None:
+        rt = self.rt
+        if self._generation == rt.generation:
+            return
+        old = self.cur
+        self.cur = rt.projection.cursor()
+        self._generation = rt.generation
+        try:
+            old.close()
+        except duckdb.Error:
+            pass
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._explicit
+
+    def close(self) -> None:
+        with self._lock:
+            if self._holding:
+                self._abort()
+            self._explicit = False
+            try:
+                self.cur.close()
+            except duckdb.Error:
+                pass
+
+    # ------------------------------------------------------------- dispatch
+    #: Set by Database: a context manager that rewrites time-travel SQL (queryapi.sqlrewrite).
+    rewriter: Callable[[Session, Statement], AbstractContextManager[Statement]] | None = None
+
+    def _run(self, st: Statement, params: Any) -> Result:
+        if self.rewriter is not None and st.type != "TRANSACTION":
+            with self.rewriter(self, st) as rewritten:
+                return self._run_statement(rewritten, params)
+        return self._run_statement(st, params)
+
+    def _run_statement(self, st: Statement, params: Any) -> Result:
+        if st.type == "TRANSACTION":
+            return self._transaction_control(st)
+        if st.type in READ_TYPES and not self._calls_nextval(st):
+            return self._read(st, params)
+        self._check_allowed(st)
+        autocommit = not self._explicit
+        if autocommit:
+            self._begin()
+        try:
+            result = self._write(st, params)
+            self._sql.append(st.sql)
+        except BaseException as exc:
+            self._abort()
+            self._explicit = False
+            raise self._error(exc, rolled_back=not autocommit) from None
+        if autocommit:
+            self._commit()
+        return result
+
+    def _check_allowed(self, st: Statement) -> None:
+        if st.type == "SET" and any(t.text.lower() == versions.TXN_VARIABLE for t in st.tokens):
+            raise NotSupportedError(
+                f"the variable {versions.TXN_VARIABLE} is reserved by asof; use another name"
+            )
+        if st.type in WRITE_TYPES or st.type in MATVIEW_TYPES or st.type in READ_TYPES:
+            return
+        if st.type in HARMLESS_TYPES:
+            return
+        if st.type in EXTERNAL_TYPES and self.rt.allow_external_access:
+            if st.type == "COPY" and _copies_into_table(st):
+                raise NotSupportedError(
+                    "COPY ... FROM would change a table without going through the log; use "
+                    "INSERT INTO t SELECT * FROM read_csv('file')"
+                )
+            return
+        if st.type in EXTERNAL_TYPES:
+            raise NotSupportedError(
+                f"{st.type} statements reach outside the database and are refused; open the "
+                "cluster with allow_external_access=True to allow them"
+            )
+        raise NotSupportedError(f"{st.type} statements are not supported by asof")
+
+    def _read(self, st: Statement, params: Any) -> Result:
+        try:
+            if not self._explicit:
+                self.rt.sync()
+            return Result.of(self.cur.sql(st.sql, params=params))
+        except BaseException as exc:
+            if self._explicit:
+                self._abort()
+                self._explicit = False
+                raise self._error(exc, rolled_back=True) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: BaseException, *, rolled_back: bool = False) -> AsofError:
+        """The asof error for `exc`; for damaged shared files, name the file."""
+        err = translate(exc, rolled_back=rolled_back)
+        if isinstance(err, CorruptionError) and self.store is not None:
+            damaged = damaged_bases(self.cur, self.store, self.recorder)
+            if damaged:
+                err = CorruptionError(f"{err} ({'; '.join(damaged)})")
+        return err
+
+    def _write(self, st: Statement, params: Any) -> Result:
+        t = st.type
+        if t in ("INSERT", "UPDATE", "DELETE"):
+            return self._dml(plan_dml(st, self.lookup, autocommit=not self._explicit), params)
+        if t == "CREATE":
+            return ddl.create(self, st, params)
+        if t == "DROP":
+            return ddl.drop(self, st)
+        if t == "ALTER":
+            return ddl.alter(self, st)
+        if t in MATVIEW_TYPES:
+            return ddl.matview(self, st)
+        if t in READ_TYPES:  # a SELECT that advances a sequence
+            return Result.of(self.cur.sql(st.sql, params=params))
+        self.cur.execute(st.sql, params)
+        return Result.empty()
+
+    @staticmethod
+    def _calls_nextval(st: Statement) -> bool:
+        return any(t.upper == "NEXTVAL" for t in st.tokens)
+
+    # ------------------------------------------------------------ catalog
+    def lookup(
+        self, name: Name, *, kinds_allowed: Sequence[str] = ("table", "matview")
+    ) -> TableInfo:
+        if name.schema is not None and name.schema.lower() != "main":
+            if name.schema.lower() == STORAGE_SCHEMA:
+                raise ProgrammingError(f"the schema {STORAGE_SCHEMA} is internal to asof")
+            raise ProgrammingError(
+                f"unknown schema {name.schema!r}; asof keeps user tables in the main schema"
+            )
+        info = self.find_table(name.name)
+        if info is None or info.kind not in kinds_allowed:
+            raise ProgrammingError(
+                f"table {name.name!r} does not exist in database {self.rt.name!r}; "
+                "list tables with SHOW TABLES"
+            )
+        return info
+
+    def find_table(self, name: str) -> TableInfo | None:
+        cache = self.rt.catalog_cache.tables
+        key = name.lower()
+        if key not in cache:
+            cache[key] = self._find_table(name)
+        return cache[key]
+
+    def _find_table(self, name: str) -> TableInfo | None:
+        row = first_row(
+            self.cur,
+            f"SELECT table_id, name, version, kind FROM {TABLES_TABLE} "
+            "WHERE lower(name) = lower(?)",
+            [name],
+        )
+        if row is None:
+            return None
+        cols = self.cur.execute(
+            "SELECT column_name, is_generated FROM duckdb_columns() "
+            "WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+            [STORAGE_SCHEMA, f"t{row[0]}"],
+        ).fetchall()
+        columns = tuple(c[0] for c in cols if c[0] not in HIDDEN_COLUMNS)
+        generated = frozenset(c[0] for c in cols if c[1])
+        return TableInfo(row[0], row[1], row[2], row[3], columns, generated)
+
+    def emit(self, event: Event) -> None:
+        if event.kind != kinds.ROWS:
+            self.rt.catalog_cache.clear()
+        self._events.append(event)
+
+    def materialize(self, table_id: int) -> None:
+        """Copy a table a clone still shares into the clone before writing to it."""
+        lazy = self._lazy_tables()
+        if table_id in lazy:
+            materialize(self.cur, table_id)
+            lazy.discard(table_id)
+            self._barrier = True  # its rows' versions were never kept
+
+    def _lazy_tables(self) -> set[int]:
+        """Tables a clone still shares with its source (cached until the next DDL)."""
+        cache = self.rt.catalog_cache
+        if cache.lazy is None:
+            cache.lazy = lazy_ids(self.cur)
+        return cache.lazy
+
+    def _sequence_values(self) -> dict[str, int | None]:
+        cache = self.rt.catalog_cache
+        if cache.has_sequences is None:
+            cache.has_sequences = bool(
+                first_row(
+                    self.cur,
+                    "SELECT count(*) FROM duckdb_sequences() WHERE schema_name = 'main' "
+                    "AND database_name = current_database()",
+                )[0]
+            )
+        return sequence_values(self.cur) if cache.has_sequences else {}
+
+    # ---------------------------------------------------------------- DML
+    def _dml(self, plan: DmlPlan, params: Any) -> Result:
+        table = plan.table
+        if plan.capture == "truncate":
+            n = self.cur.execute(
+                f"SELECT count(*) FROM {storage_table(table.table_id)}"
+            ).fetchall()[0][0]
+            event = kinds.truncate(table.table_id, table.version)
+            apply_event(self.cur, event)
+            self.emit(event)
+            return Result.count(n)
+        self.materialize(table.table_id)
+        before = self.row_id_mark() if plan.capture == "readback" or plan.conflict else 0
+        if plan.capture == "readback" and plan.source is not None:
+            rows = bulkinsert.select_rows(self.cur, plan, params, before)
+            if rows is not None:
+                return self._insert_captured(plan, rows)
+        if plan.capture == "readback":
+            counted = first_row(self.cur, plan.sql, params)
+            n = int(counted[0]) if counted else 0
+            if n == 0:
+                return Result.count(0)
+            rows = self.cur.sql(
+                f"SELECT {STORED_COLUMNS} FROM {storage_table(table.table_id)} "
+                f"WHERE {ROW_ID} > {before}"
+            ).to_arrow_table()
+            event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None))
+            self.emit(self.recorder.prepare(event))
+            return Result.count(n)
+        if not self._copy_history_first(plan, params) and (
+            plan.verb in ("UPDATE", "DELETE") or plan.conflict
+        ):
+            self._superseded.before_change(self.cur)
+        rel = self.cur.sql(plan.sql, params=params)
+        types = [str(t) for t in rel.types] if plan.user_returning else []
+        out = _arrow(rel)
+        width = len(table.columns) + 1
+        captured = out.select(list(range(width)))
+        if plan.user_returning:
+            captured = captured.rename_columns([*table.columns, ROW_ID])
+        if captured.num_rows:
+            row_ids = captured.column(ROW_ID)
+            if plan.verb == "INSERT" and plan.conflict:
+                ops = _insert_or_update(row_ids, before)
+                self._superseded.record(
+                    table.table_id, row_ids, pc.equal(ops, RowOp.UPDATE), table.generated, False
+                )
+            elif plan.verb == "INSERT":
+                ops = RowOp.INSERT
+            else:
+                ops = RowOp.UPDATE if plan.verb == "UPDATE" else RowOp.DELETE
+                self._superseded.record(
+                    table.table_id, row_ids, plan.verb == "UPDATE", table.generated, plan.stamped
+                )
+            self.emit(
+                kinds.rows_event(table.table_id, table.version, kinds.event_rows(captured, ops))
+            )
+        if plan.user_returning:
+            user = out.select(list(range(width, out.num_columns)))
+            keep = [i for i, n in enumerate(user.column_names) if n != ROW_ID]
+            return Result(user.select(keep), types=[types[width + i] for i in keep])
+        return Result.count(captured.num_rows)
+
+    def _copy_history_first(self, plan: DmlPlan, params: Any) -> bool:
+        """Run `plan.history` (the old versions to history, before the statement); False
+        when there is none, or the parameters are not the positional list its `?`s take."""
+        if plan.history is None:
+            return False
+        start, count = plan.history_params
+        if params and not isinstance(params, (list, tuple)):
+            return False
+        if len(params or ()) < start + count:
+            return False  # too few parameters: let the statement itself say so
+        self.cur.execute(plan.history, list(params[start : start + count]) if count else None)
+        return True
+
+    def _insert_captured(self, plan: DmlPlan, rows: pa.Table) -> Result:
+        """Insert rows captured as Arrow (bulkinsert.py), logging the same table; its log
+        encoding runs in a worker thread while DuckDB inserts it."""
+        table = plan.table
+        if rows.num_rows:
+            event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows))
+            event = self.recorder.prepare(event)
+            bulkinsert.insert_rows(self.cur, table.table_id, rows)
+            self.emit(event)
+        return Result.count(rows.num_rows)
+
+    def row_id_mark(self) -> int:
+        value = first_row(
+            self.cur,
+            "SELECT last_value FROM duckdb_sequences() WHERE database_name = current_database() "
+            f"AND schema_name = '{STORAGE_SCHEMA}' AND sequence_name = 'rid'",
+        )
+        return int(value[0]) if value and value[0] is not None else 0
+
+    # ------------------------------------------------------ fast inserts
+    def _fast_insert(self, st: Statement, params: Any) -> Result | None:
+        """Commit a single-row insert without DuckDB (see queryapi/fastinsert.py), or return
+        None for the general path."""
+        insert = fastinsert.parse_simple_insert(st)
+        if insert is None:
+            return None
+        rt = self.rt
+        if not rt.write_lock.acquire(timeout=rt.lock_timeout):
+            return None  # the general path waits and reports the lock the usual way
+        try:
+            if rt.read_only or rt.hosted:  # a fresh clone's first write gets it a file first
+                return None
+            found = self._fast_rows(insert, params)
+            if found is None:
+                return None
+            info, row, keys = found
+            try:
+                txn = self.recorder.append(
+                    [Event(kinds.ROWS, info.table_id, info.version, None, row)],
+                    ts=rt.clock.now(),
+                    sql=st.sql,
+                )
+            except BaseException as exc:
+                raise translate(exc, rolled_back=True) from None
+            rt.next_row_id += 1
+            rt.pending.append((info.table_id, row, txn.txn_id))
+            rt.keys.add(info.table_id, keys)
+            rt.pending_last = txn.info
+            if len(rt.pending) >= rt.pending_limit:
+                rt.flush()
+        finally:
+            rt.write_lock.release()
+        rt.after_commit(txn)
+        return Result.count(1)
+
+    def _fast_rows(
+        self, insert: fastinsert.SimpleInsert, params: Any
+    ) -> tuple[TableInfo, RowValues, list[fastinsert.Key | None]] | None:
+        try:
+            info = self.lookup(insert.name, kinds_allowed=("table",))
+        except ProgrammingError:
+            return None  # the general path raises it
+        cache = self.rt.catalog_cache
+        if info.table_id not in cache.fast:
+            cache.fast[info.table_id] = (
+                None
+                if info.table_id in self._lazy_tables()
+                else fastinsert.fast_table(self.cur, info)
+            )
+        table = cache.fast[info.table_id]
+        if table is None:
+            return None
+        if self.rt.next_row_id is None:
+            self.rt.next_row_id = self.row_id_mark() + 1
+        row = fastinsert.row_values(table, insert, params, self.rt.next_row_id)
+        if row is None:
+            return None
+        keys = fastinsert.row_keys(table, row)
+        if keys is None or not self.rt.keys.free(
+            self.rt.writer_cursor(), table.info.table_id, table.keys, keys
+        ):
+            return None  # the general path raises the constraint error, or inserts
+        return info, row, keys
+
+    # -------------------------------------------------------- transactions
+    def _transaction_control(self, st: Statement) -> Result:
+        word = st.kw(0)
+        if word in ("BEGIN", "START"):
+            if self._explicit:
+                raise ProgrammingError("a transaction is already open; COMMIT or ROLLBACK it first")
+            self._begin()
+            self._explicit = True
+        elif word in ("COMMIT", "END"):
+            if self._explicit:
+                self._explicit = False
+                self._commit()
+        elif word in ("ROLLBACK", "ABORT"):
+            if self._explicit:
+                self._explicit = False
+                self._abort()
+        else:
+            raise NotSupportedError(f"transaction statement {word} is not supported")
+        return Result.empty()
+
+    def _begin(self) -> None:
+        self.rt.acquire_write_lock()
+        self._holding = True
+        try:
+            self.rt.check_writable()
+            self.rt.flush()
+            self.rt.next_row_id = None  # DuckDB hands out row ids until the next fast insert
+            self.rt.keys.forget_bounds()
+            if self.rt.hosted:  # the first write gives a fresh clone its projection file
+                self.rt.promote()
+            self._use_current_projection()
+            head = self.rt.recorder.head()
+            self._txn_id = (head.txn_id if head is not None else 0) + 1
+            self.cur.execute(f"BEGIN TRANSACTION; {versions.writing_sql(self._txn_id)}")
+            self._seq_before = self._sequence_values()
+        except BaseException as exc:
+            self._release()
+            raise translate(exc) from None
+        self._events = []
+        self._sql = []
+
+    def _abort(self) -> None:
+        try:
+            self.cur.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        self._end_versions()
+        self.rt.catalog_cache.clear()
+        self._events = []
+        self._sql = []
+        try:
+            if self._holding:
+                self._log_sequence_advance()
+        finally:
+            self._release()
+
+    def _log_sequence_advance(self) -> None:
+        """Sequences do not roll back (in DuckDB as in PostgreSQL): a rolled-back nextval
+        still consumed its value, so record where the sequences now stand."""
+        try:
+            events = self._sequence_events()
+        except duckdb.Error:
+            return
+        if not events:
+            return
+        txn = self.rt.recorder.append(events, ts=self.rt.clock.now(), sql=None)
+        self.cur.execute("BEGIN TRANSACTION")
+        set_applied(self.cur, txn.info)
+        self.cur.execute(f"{versions.restart_sql(txn.txn_id)}; COMMIT")
+
+    def _release(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.rt.write_lock.release()
+
+    def _commit(self) -> None:
+        try:
+            self._add_sequence_events()
+            if not self._events:
+                self.cur.execute("COMMIT")
+                self._end_versions()
+                self._release()
+                return
+            events = coalesce(self._events) if len(self._events) > 1 else self._events
+            barrier = self._barrier or any(e.kind != kinds.ROWS for e in events)
+            if not barrier and self._superseded.pending:
+                self._superseded.keep(self.cur, self._txn_id)
+            ts = self.rt.clock.now()
+            txn = self.rt.recorder.append(events, ts=ts, sql=";\n".join(self._sql) or None)
+        except BaseException as exc:
+            self._abort()
+            if isinstance(exc, LogError):
+                raise translate(exc, rolled_back=True) from None
+            raise translate(exc, rolled_back=True) from None
+        self._end_versions()
+        restart = barrier or txn.txn_id != self._txn_id
+        try:
+            self.cur.execute(
+                f"{set_applied_sql(txn.info)}; "
+                f"{versions.restart_sql(txn.txn_id) + '; ' if restart else ''}COMMIT"
+            )
+        except duckdb.Error:
+            # The log has the transaction; the projection catches up from it.
+            try:
+                self.cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            self.rt.projection.catch_up()
+        finally:
+            self._events = []
+            self._sql = []
+            self._release()
+        self.rt.after_commit(txn)
+
+    def _end_versions(self) -> None:
+        self._superseded.close()
+        self._barrier = False
+
+    def _add_sequence_events(self) -> None:
+        # A sequence dropped and re-created in this transaction may end at its old value.
+        recreated = any(
+            e.kind == kinds.DDL and e.data.get("object") == "sequence" for e in self._events
+        )
+        self._events.extend(self._sequence_events(force=recreated))
+
+    def _sequence_events(self, *, force: bool = False) -> list[Event]:
+        after = self._sequence_values()
+        return [
+            kinds.sequence_value(name, value)
+            for name, value in after.items()
+            if value is not None and (force or value != self._seq_before.get(name))
+        ]
+
+
+class ReadOnlySession(Session):
+    """A session over state that must not change (AS OF handles, read-only clusters)."""
+
+    def __init__(
+        self, cursor: duckdb.DuckDBPyConnection, why: str, store=None, recorder=None
+    ) -> None:
+        self.cur = cursor
+        self.rt = None  # type: ignore[assignment]
+        self.store = store
+        self.recorder = recorder
+        self._why = why
+        self._lock = threading.RLock()
+        self._explicit = False
+        self._holding = False
+
+    def _run(self, st: Statement, params: Any) -> Result:
+        if st.type in READ_TYPES and not self._calls_nextval(st):
+            try:
+                return Result.of(self.cur.sql(st.sql, params=params))
+            except BaseException as exc:
+                raise self._error(exc) from None
+        raise ReadOnlyError(f"{st.type} is not allowed: {self._why}")
+
+
+def _arrow(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
+    return pa.table({}) if rel is None else rel.to_arrow_table()
+
+
+def _insert_or_update(row_ids: pa.ChunkedArray, before: int) -> pa.Array:
+    fresh = pc.greater(row_ids, before)
+    return pc.if_else(
+        fresh, pa.scalar(int(RowOp.INSERT), pa.int8()), pa.scalar(int(RowOp.UPDATE), pa.int8())
+    ).combine_chunks()
+
+
+def _copies_into_table(st: Statement) -> bool:
+    return find_kw(st.tokens, {"FROM"}) is not None
