@@ -144,3 +144,9 @@ class Transaction:
     @property
     def info(self) -> TransactionInfo:
         return TransactionInfo(self.txn_id, self.ts, self.sql)
+
+
+def without_rows(txn: Transaction) -> Transaction:
+    """`txn` with its events' row images left out: what readers asking for headers get."""
+    events = tuple(e if e.rows is None else attrs.evolve(e, rows=None) for e in txn.events)
+    return attrs.evolve(txn, events=events)

@@ -12,7 +12,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from asof.eventlog.errors import LogError, UnknownLogError
-from asof.eventlog.events import Event, Transaction, TransactionInfo, materialize
+from asof.eventlog.events import (
+    Event,
+    Transaction,
+    TransactionInfo,
+    materialize,
+    without_rows,
+)
 from asof.eventlog.hlc import Timestamp
 from asof.eventlog.recorder import CheckpointRef, CompactionReport, Lineage
 from asof.eventlog.rows import log_rows
@@ -96,7 +102,7 @@ class MemoryRecorder:
                 continue
             if until is not None and txn.ts.physical > until:
                 break
-            yield txn
+            yield txn if with_rows else without_rows(txn)
 
     def last_at(self, until: int) -> int:
         txns = self._all()
@@ -162,6 +168,7 @@ class MemoryStore:
         return Path(self._tmp.name)
 
     def create(self, log_id: str) -> MemoryRecorder:
+        self._refuse_taken(log_id)
         rec = MemoryRecorder(log_id)
         self._logs[log_id] = rec
         return rec
@@ -175,7 +182,12 @@ class MemoryStore:
     def exists(self, log_id: str) -> bool:
         return log_id in self._logs
 
+    def _refuse_taken(self, log_id: str) -> None:
+        if log_id in self._logs:
+            raise LogError(f"log {log_id!r} already exists")
+
     def fork(self, source_id: str, target_id: str, *, until: int) -> MemoryRecorder:
+        self._refuse_taken(target_id)
         rec = MemoryRecorder(target_id, self.open(source_id), until)
         self._logs[target_id] = rec
         return rec

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asof.eventlog.errors import CorruptionError
-from asof.eventlog.events import Event, Transaction, TransactionInfo
+from asof.eventlog.events import Event, Transaction, TransactionInfo, without_rows
 from asof.eventlog.manifest import Manifest
 from asof.eventlog.rows import log_rows
 from asof.eventlog.segment import ROWS, TXNS, SegmentCache, TxnRecord
@@ -91,11 +91,6 @@ def record_info(rec: TxnRecord) -> TransactionInfo:
     return TransactionInfo(rec.txn_id, rec.ts, rec.sql)
 
 
-def _strip(txn: Transaction) -> Transaction:
-    events = tuple(e if e.rows is None else attrs.evolve(e, rows=None) for e in txn.events)
-    return attrs.evolve(txn, events=events)
-
-
 @attrs.frozen
 class LogView:
     manifest: Manifest
@@ -140,7 +135,7 @@ class LogView:
             )
             yield Transaction(rec.txn_id, rec.ts, events, rec.sql)
         for txn in tail_range(self.tail, after_txn, until):
-            yield txn if with_rows else _strip(txn)
+            yield txn if with_rows else without_rows(txn)
 
     def last_at(self, until: int) -> int:
         """The id of the last transaction with ts.physical <= until (0: none): a binary
