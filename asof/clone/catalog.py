@@ -42,7 +42,9 @@ class Catalog:
     def __init__(self, recorder: Recorder, clock: HybridClock) -> None:
         self.recorder = recorder
         self.clock = clock
-        self._lock = threading.RLock()
+        #: Held while a change is decided and appended, so that checks (a name is free, no
+        #: clone of the source is running) and the change they allow are one step.
+        self.lock = threading.RLock()
         self._by_id: dict[str, DatabaseRecord] = {}
         self._dropped: dict[str, DatabaseRecord] = {}
         self.clones = CloneLedger()
@@ -70,7 +72,7 @@ class Catalog:
 
     def append(self, events: Sequence[Event], sql: str | None = None) -> Transaction:
         """Durably record catalog events, then fold them in."""
-        with self._lock:
+        with self.lock:
             txn = self.recorder.append(list(events), ts=self.clock.now(), sql=sql)
             self._fold(txn)
             return txn
@@ -88,22 +90,22 @@ class Catalog:
 
     # -------------------------------------------------------------- queries
     def get(self, name: str) -> DatabaseRecord | None:
-        with self._lock:
+        with self.lock:
             for rec in self._by_id.values():
                 if rec.name.lower() == name.lower():
                     return rec
         return None
 
     def by_id(self, db_id: str) -> DatabaseRecord | None:
-        with self._lock:
+        with self.lock:
             return self._by_id.get(db_id) or self._dropped.get(db_id)
 
     def live(self) -> list[DatabaseRecord]:
-        with self._lock:
+        with self.lock:
             return sorted(self._by_id.values(), key=lambda r: r.created)
 
     def dropped(self) -> list[DatabaseRecord]:
-        with self._lock:
+        with self.lock:
             return list(self._dropped.values())
 
     # ------------------------------------------------------------- changes

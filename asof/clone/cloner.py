@@ -37,7 +37,7 @@ def clone_database(
             "database cloning is turned off; turn it on with "
             "cluster.set_flag('enable_db_clone', True) or `asof set_flag enable_db_clone true`"
         )
-    with catalog._lock:
+    with catalog.lock:
         running = catalog.clones.running(source.db_id)
         if running is not None:
             raise CloneInProgress(
