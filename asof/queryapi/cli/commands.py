@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
+from typing import Any
 
 import click
 
 from asof.queryapi.cli.group import main, open_cluster
-from asof.queryapi.cli.textformat import format_result
+from asof.queryapi.cli.script import ScriptRunner
+from asof.queryapi.cli.textformat import FORMATS
 from asof.queryapi.cluster import Cluster
 
 
@@ -23,35 +26,119 @@ def demo(ctx: click.Context) -> None:
     from asof.queryapi.cli.demo import run_demo
 
     click.echo(f"asof demo in {os.path.abspath(ctx.obj['data'])}")
-    with open_cluster(ctx) as cluster:
+    with open_cluster(ctx, create=True) as cluster:
         run_demo(cluster, click.echo)
 
 
 @main.command()
-@click.argument("database")
-@click.option("-c", "--command", "command", help="Run this SQL and exit.")
+@click.argument("database", required=False)
+@click.option("-c", "--command", "commands", multiple=True, help="Run this SQL (repeatable).")
+@click.option(
+    "-f", "--file", "files", multiple=True, type=click.File("r"), help="Run the SQL in FILE."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="aligned",
+    show_default=True,
+    help="How results print.",
+)
+@click.option("--csv", "fmt", flag_value="csv", help="Same as --format csv.")
+@click.option("--json", "fmt", flag_value="json", help="Same as --format json.")
+@click.option("--markdown", "fmt", flag_value="markdown", help="Same as --format markdown.")
+@click.option("-x", "--expanded", is_flag=True, help="One line per column (psql's \\x).")
+@click.option(
+    "--bail",
+    "-v",
+    "bail",
+    is_flag=False,
+    flag_value="ON_ERROR_STOP=1",
+    default=None,
+    metavar="ON_ERROR_STOP=1",
+    help="Stop at the first error (as psql's -v ON_ERROR_STOP=1).",
+)
 @click.pass_context
-def sql(ctx: click.Context, database: str, command: str | None) -> None:
-    """Run SQL in DATABASE, or open an interactive shell when -c is not given.
+def sql(
+    ctx: click.Context,
+    database: str | None,
+    commands: tuple[str, ...],
+    files: tuple[Any, ...],
+    fmt: str,
+    expanded: bool,
+    bail: str | None,
+) -> None:
+    """Run SQL in DATABASE, or open an interactive shell when neither -c nor -f is given.
+
+    DATABASE may be NAME@TIME (Unix µs or an ISO time with a zone) for a read-only view of
+    the past. Without DATABASE only CREATE/DROP DATABASE run (and \\c in the shell).
 
     Example: asof sql clone_db -c "SELECT * FROM t1 ORDER BY k"
 
-    In the shell: \\c DB switches database, \\l lists databases, \\d lists tables, \\q quits.
+    Exit status, as psql's: 1 when a -c statement fails, 3 when a file stopped at an error
+    with --bail, 0 otherwise.
     """
-    with open_cluster(ctx) as cluster:
-        if command is not None:
-            result = cluster.database(database).sql(command)
-            text = format_result(result)
-            if text:
-                click.echo(text)
+    stop = bail is not None and bail.replace(" ", "").upper() in (
+        "ON_ERROR_STOP=1",
+        "ON_ERROR_STOP=ON",
+    )
+    with open_cluster(ctx, create=True) as cluster:
+        handle = _handle(cluster, database)
+        if not commands and not files:
+            _shell(cluster, database, handle, fmt, stop)
             return
-        _shell(cluster, database)
+        runner = ScriptRunner(
+            click.echo, _err, fmt=fmt, expand=expanded, bail=stop or bool(commands)
+        )
+        for text in commands:
+            if not runner.run(handle, text):
+                ctx.exit(1)
+        for fh in files:
+            if not runner.run(handle, fh.read()):
+                ctx.exit(3)
 
 
-def _shell(cluster: Cluster, name: str) -> None:
+def _err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _handle(cluster: Cluster, database: str | None) -> Any:
+    if database is None:
+        return cluster
+    name, at, when = database.partition("@")
+    db = cluster.database(name)
+    if not at:
+        return db
+    return db.as_of(parse_time(when))
+
+
+def parse_time(text: str) -> int | dt.datetime:
+    """A time given on the command line: Unix µs, or an ISO 8601 time with a zone."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither Unix microseconds nor an ISO time like 2026-12-03T16:00:00+00:00"
+        ) from None
+    if when.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no time zone; add one, e.g. {text}+00:00")
+    return when
+
+
+def _shell(cluster: Cluster, name: str | None, handle: Any, fmt: str, bail: bool) -> None:
     from asof.queryapi.cli.shell import Shell
 
-    Shell(cluster, name, click.echo).loop(sys.stdin)
+    shell = Shell(cluster, None, click.echo, _err, fmt=fmt, bail=bail)
+    shell.db = handle if name else None
+    try:
+        ok = shell.loop(sys.stdin)
+    finally:
+        shell.close()
+    if not ok:
+        raise SystemExit(3)
 
 
 @main.command("clone_namespace")

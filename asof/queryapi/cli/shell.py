@@ -1,84 +1,325 @@
-"""The interactive shell behind `asof sql DB`, in the manner of ysqlsh."""
+"""The interactive shell behind `asof sql DB`, in the manner of psql and ysqlsh.
+
+Lines gather into a statement until a `;` that ends one (not one inside a string); a
+backslash command at the start of a line runs at once. On a terminal the shell edits lines
+and keeps a history with readline, and Ctrl-C clears the line instead of leaving.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
-from asof.queryapi.cli.textformat import format_result
+from asof.queryapi.cli.script import ScriptRunner, complete
+from asof.queryapi.cli.textformat import FORMATS, aligned
 from asof.queryapi.cluster import Cluster
-from asof.queryapi.errors import AsofError
+from asof.queryapi.errors import AsofError, ProgrammingError
 
-HELP = "\\c DB  switch database   \\l  list databases   \\d  list tables   \\q  quit"
+HELP = """\
+General
+  \\q                  quit
+  \\? or help          this help
+Connection
+  \\c [DB]             connect to database DB (or say which one this is)
+  \\conninfo           the database and data directory in use
+Informational
+  \\l                  list databases, with the source and restore time of clones
+  \\d                  list tables
+  \\d NAME             describe table or view NAME
+  \\dt                 list tables
+Formatting
+  \\x [on|off]         expanded display, one line per column
+  \\pset format FMT    aligned, csv, json or markdown
+  \\timing [on|off]    print how long each statement took
+Input/Output
+  \\i FILE             run the statements in FILE
+  \\o [FILE]           send results to FILE (or back to the screen)
+  \\echo TEXT          print TEXT"""
+
+
+def _toggle(arg: str, current: bool) -> bool:
+    word = arg.strip().lower()
+    if word in ("on", "true", "1"):
+        return True
+    if word in ("off", "false", "0"):
+        return False
+    return not current
 
 
 class Shell:
-    def __init__(self, cluster: Cluster, name: str, echo: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        name: str | None,
+        echo: Callable[[str], None],
+        error: Callable[[str], None] | None = None,
+        *,
+        fmt: str = "aligned",
+        bail: bool = False,
+    ) -> None:
         self.cluster = cluster
-        self.echo = echo
-        self.db = cluster.database(name)
+        self._screen = echo
+        self._error = error or echo
+        self.db: Any = cluster.database(name) if name else None
+        self.runner = ScriptRunner(self.echo, self._error, fmt=fmt, bail=bail)
+        self.timing = False
+        self._out: TextIO | None = None
+
+    # ------------------------------------------------------------- output
+    def echo(self, text: str) -> None:
+        if self._out is not None:
+            self._out.write(text + "\n")
+        else:
+            self._screen(text)
+
+    @property
+    def name(self) -> str:
+        return self.db.name if self.db is not None else "asof"
 
     def prompt(self, continuing: bool) -> str:
-        return f"{self.db.name}{'-' if continuing else '='}# "
+        state = "-" if continuing else "="
+        if not continuing and self._transaction_open():
+            state += "*"
+        return f"{self.name}{state}# "
 
-    def loop(self, stream: TextIO) -> None:
+    def _transaction_open(self) -> bool:
+        if self.db is None:
+            return False
+        try:
+            return bool(getattr(self.db.session, "in_transaction", False))
+        except AsofError:
+            return False
+
+    # ------------------------------------------------------------ the loop
+    def loop(self, stream: TextIO) -> bool:
+        """Read and run until end of input or \\q; False when an error stopped it."""
         interactive = stream.isatty()
+        if interactive:
+            self._readline()
+            self._screen('asof shell. Type "help" or \\? for help, \\q to quit.')
         buffer: list[str] = []
         while True:
-            if interactive:
-                self.echo_prompt(self.prompt(bool(buffer)))
-            line = stream.readline()
-            if not line:
+            try:
+                line = self._read(stream, self.prompt(bool(buffer)), interactive)
+            except KeyboardInterrupt:
+                buffer = []  # as psql: Ctrl-C drops the statement being typed
+                self._screen("")
+                continue
+            if line is None:
                 break
             text = line.strip()
-            if not buffer and text.startswith("\\"):
-                if not self.meta(text):
-                    break
+            if not buffer and text.lower() in ("help", "\\?"):
+                self.echo(HELP)
                 continue
-            if text:
+            if not buffer and text.startswith("\\"):
+                go_on = self.meta(text)
+                if go_on is None:
+                    break
+                if not go_on:
+                    return False
+                continue
+            if text or buffer:
                 buffer.append(line.rstrip("\n"))
-            if text.endswith(";"):
-                self.run("\n".join(buffer))
-                buffer = []
-        if buffer:
-            self.run("\n".join(buffer))
+            if buffer and complete("\n".join(buffer)):
+                statement, buffer = "\n".join(buffer), []
+                if not self.run(statement):
+                    return False
+        if buffer and "\n".join(buffer).strip():
+            return self.run("\n".join(buffer))
+        return True
 
-    def echo_prompt(self, text: str) -> None:
-        import click
+    def _read(self, stream: TextIO, prompt: str, interactive: bool) -> str | None:
+        if interactive:
+            try:
+                return input(prompt)
+            except EOFError:
+                self._screen("")
+                return None
+        line = stream.readline()
+        return line if line else None
 
-        click.echo(text, nl=False)
-
-    def run(self, sql: str) -> None:
+    def _readline(self) -> None:
         try:
-            out = format_result(self.db.sql(sql))
-        except AsofError as exc:
-            out = f"ERROR:  {exc}"
-        if out:
-            self.echo(out)
+            import readline
+        except ImportError:  # pragma: no cover - not on every platform
+            return
+        history = Path(os.environ.get("ASOF_HISTORY", Path.home() / ".asof_history"))
+        try:
+            readline.read_history_file(history)
+        except OSError:
+            pass
+        import atexit
 
-    def meta(self, text: str) -> bool:
-        """Run a backslash command; False means quit."""
+        atexit.register(self._save_history, readline, history)
+
+    @staticmethod
+    def _save_history(readline: Any, history: Path) -> None:
+        try:
+            readline.set_history_length(1000)
+            readline.write_history_file(history)
+        except OSError:
+            pass
+
+    def run(self, sql: str) -> bool:
+        if self.db is None:
+            return self._run_on_cluster(sql)
+        started = time.perf_counter()
+        try:
+            ok = self.runner.run(self.db, sql)
+        except KeyboardInterrupt:
+            self._error("ERROR:  canceling statement due to user request")
+            return not self.runner.bail
+        if self.timing:
+            self.echo(f"Time: {(time.perf_counter() - started) * 1000:.3f} ms")
+        return ok
+
+    def _run_on_cluster(self, sql: str) -> bool:
+        """Without a database only cluster statements run (CREATE/DROP DATABASE)."""
+        return self.runner.run(self.cluster, sql)
+
+    # -------------------------------------------------- backslash commands
+    def meta(self, text: str) -> bool | None:
+        """Run a backslash command: None means quit, False that an error stopped the
+        script (\\i with bail)."""
         cmd, _, arg = text.partition(" ")
         arg = arg.strip()
         if cmd == "\\q":
-            return False
-        if cmd == "\\c":
-            if not arg:
-                self.echo(f'You are connected to database "{self.db.name}".')
-                return True
-            try:
-                self.db = self.cluster.database(arg)
-                self.echo(f'You are now connected to database "{self.db.name}".')
-            except AsofError as exc:
-                self.echo(f"ERROR:  {exc}")
+            return None
+        handler = self._COMMANDS.get(cmd)
+        if handler is None:
+            self._error(f"invalid command {cmd}; try \\? for help")
             return True
-        if cmd == "\\l":
-            for name in self.cluster.databases():
-                self.echo(name)
+        try:
+            return handler(self, arg)
+        except AsofError as exc:
+            self._error(f"ERROR:  {exc}")
+            return not self.runner.bail
+
+    def _connect(self, arg: str) -> bool:
+        if not arg:
+            self.echo(f'You are connected to database "{self.name}".')
             return True
-        if cmd in ("\\d", "\\dt"):
-            for name in self.db.tables():
-                self.echo(name)
-            return True
-        self.echo(f"unknown command {cmd}; {HELP}")
+        self.db = self.cluster.database(arg)
+        self.echo(f'You are now connected to database "{self.db.name}".')
         return True
+
+    def _conninfo(self, arg: str) -> bool:
+        self.echo(f'You are connected to database "{self.name}" in "{self.cluster.store.root}".')
+        return True
+
+    def _list(self, arg: str) -> bool:
+        rows = []
+        for name in self.cluster.databases():
+            clones = {}
+            for source in self.cluster.databases():
+                for rec in self.cluster.list_clones(source):
+                    clones[rec.target_name] = (source, rec.to_dict()["restore_time"])
+            source, restored = clones.get(name, (None, None))
+            rows.append((name, source, restored))
+        self.echo(aligned(["Name", "Template", "Restore time"], rows))
+        return True
+
+    def _describe(self, arg: str) -> bool:
+        db = self._need_db()
+        if not arg:
+            return self._tables(arg)
+        result = db.sql(
+            "SELECT column_name, column_type, CASE WHEN \"null\" = 'NO' THEN 'not null' "
+            f"ELSE '' END, coalesce(\"default\", '') FROM (DESCRIBE {_quote(arg)})"
+        )
+        self.echo(f'Table "{arg}"')
+        self.echo(
+            aligned(["Column", "Type", "Nullable", "Default"], result.fetchall(), footer=False)
+        )
+        return True
+
+    def _tables(self, arg: str) -> bool:
+        db = self._need_db()
+        rows = [("main", name, "table") for name in db.tables()]
+        if not rows:
+            self.echo("Did not find any relations.")
+            return True
+        self.echo("List of relations")
+        self.echo(aligned(["Schema", "Name", "Type"], rows))
+        return True
+
+    def _expanded(self, arg: str) -> bool:
+        self.runner.expand = _toggle(arg, self.runner.expand)
+        self.echo(f"Expanded display is {'on' if self.runner.expand else 'off'}.")
+        return True
+
+    def _timing(self, arg: str) -> bool:
+        self.timing = _toggle(arg, self.timing)
+        self.echo(f"Timing is {'on' if self.timing else 'off'}.")
+        return True
+
+    def _pset(self, arg: str) -> bool:
+        option, _, value = arg.partition(" ")
+        value = value.strip().lower()
+        if option != "format" or value not in FORMATS:
+            self._error(f"\\pset: only format is supported, one of {', '.join(FORMATS)}")
+            return True
+        self.runner.fmt = value
+        self.echo(f"Output format is {value}.")
+        return True
+
+    def _include(self, arg: str) -> bool:
+        if not arg:
+            self._error("\\i: missing required argument")
+            return True
+        try:
+            with open(arg, encoding="utf-8") as fh:
+                return self.loop(fh)
+        except OSError as exc:
+            self._error(f"{arg}: {exc.strerror}")
+            return not self.runner.bail
+
+    def _output(self, arg: str) -> bool:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        if arg:
+            try:
+                self._out = open(arg, "w", encoding="utf-8")  # noqa: SIM115 - held until \o
+            except OSError as exc:
+                self._error(f"{arg}: {exc.strerror}")
+        return True
+
+    def _echo(self, arg: str) -> bool:
+        self.echo(arg)
+        return True
+
+    def _need_db(self) -> Any:
+        if self.db is None:
+            raise ProgrammingError("not connected to a database; connect with \\c DB")
+        return self.db
+
+    _COMMANDS: dict[str, Callable[[Shell, str], bool]] = {
+        "\\c": _connect,
+        "\\connect": _connect,
+        "\\conninfo": _conninfo,
+        "\\l": _list,
+        "\\d": _describe,
+        "\\dt": _tables,
+        "\\x": _expanded,
+        "\\timing": _timing,
+        "\\pset": _pset,
+        "\\i": _include,
+        "\\o": _output,
+        "\\echo": _echo,
+        "\\?": lambda self, arg: self._echo(HELP),
+    }
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+def _quote(name: str) -> str:
+    if name.startswith('"'):
+        return name
+    return '"' + name.replace('"', '""') + '"'
