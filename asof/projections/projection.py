@@ -1,7 +1,9 @@
 """The live projection of one database: its current state in a DuckDB file.
 
 It remembers the last transaction it applied; on open it catches up from the log only as far
-as needed, and if its file is gone it is rebuilt from the nearest checkpoint plus the log.
+as needed, and if its file is gone or damaged (it is a cache) it is rebuilt from the nearest
+checkpoint plus the log. A projection ahead of its log proves that the log lost committed
+transactions: that is reported, never caught up backwards.
 """
 
 from __future__ import annotations
