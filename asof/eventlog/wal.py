@@ -374,8 +374,9 @@ class Wal:
             found = scan(_read_all(fd))
         except OSError as exc:
             raise LogIOError(f"cannot read WAL {path}: {exc}") from exc
-        if found.corrupt:
+        if found.corrupt and (expected_end is None or found.good_end < expected_end):
             raise CorruptionError(found.problem(path) or "", str(path))
+        # (bad bytes at or past expected_end are this object's own append that failed)
         if expected_end is not None and found.good_end < expected_end:
             raise CorruptionError(
                 f"WAL {path} lost committed frames: good up to {found.good_end}, "
@@ -383,14 +384,15 @@ class Wal:
                 str(path),
             )
         end = found.good_end if expected_end is None else expected_end
-        if not repair or (not found.torn and end == found.good_end):
+        needs_cut = found.torn or found.corrupt or end != found.good_end
+        if not repair or not needs_cut:
             return attrs.evolve(found, good_end=end)
         try:
             _truncate(fd, end)
             _fsync(fd)
         except OSError as exc:
             raise LogIOError(f"cannot truncate WAL {path}: {exc}") from exc
-        return attrs.evolve(found, good_end=end, size=end, zero_tail=False)
+        return attrs.evolve(found, good_end=end, size=end, zero_tail=False, damage=None)
 
     @property
     def size(self) -> int:

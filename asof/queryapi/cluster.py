@@ -146,8 +146,11 @@ class Cluster:
         from asof.eventlog.ipc import IpcStore
 
         root = Path(path)
+        if read_only and not root.is_dir():
+            raise OperationalError(f"no cluster to open read-only: {root} is not a directory")
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OperationalError(f"cannot create the data directory {root}: {exc}") from None
         lock = None if read_only else _ClusterLock(root)

@@ -279,3 +279,30 @@ def test_rows_as_record_batch_are_accepted(typed_rows, rows_equal) -> None:
     body, _ = encode_body([Event("rows", 1, rows=batch)], Timestamp(1), None)
     txn = decode_payload(wal.encode_payload(1, body), Path("w"))
     assert rows_equal(txn.events[0].rows, pa.Table.from_batches([batch]))
+
+
+def test_a_failed_append_that_left_bad_bytes_is_not_mistaken_for_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync error may drop pages: the frame the failed append wrote can read back
+    with changed bytes, past what the WAL knows is committed. Its own leftovers."""
+    path = tmp_path / "wal"
+    log, _ = Wal.open(path, create=True)
+    log.append([b"one"])
+    real_write = wal._write
+
+    def write_damaged(fd: int, data: bytes, offset: int) -> None:
+        bad = bytearray(data)
+        bad[HEADER_SIZE + 1] ^= 0xFF
+        real_write(fd, bytes(bad), offset)
+
+    monkeypatch.setattr(wal, "_write", write_damaged)
+    monkeypatch.setattr(wal, "_fsync", _failing(wal._fsync, errno.EIO, times=1))
+    monkeypatch.setattr(wal, "_truncate", _failing(wal._truncate, errno.EIO, times=1))
+    with pytest.raises(LogIOError):
+        log.append([b"two" * 100])
+    monkeypatch.setattr(wal, "_write", real_write)
+    log.append([b"three"])
+    log.close()
+    found = scan(path.read_bytes())
+    assert [f.payload for f in found.frames] == [b"one", b"three"] and not found.corrupt
