@@ -149,6 +149,14 @@ def test_a_log_the_catalog_lost_proves_the_catalog_wal_lost_commits(tmp_path):
     wal = data / "logs" / "catalog" / "wal"
     (data / "logs" / "catalog" / "committed").unlink()
     frames = scan_file(wal).frames
-    wal.write_bytes(wal.read_bytes()[: frames[-1].offset])  # CREATE DATABASE b, cut cleanly
+    cut = wal.read_bytes()[: frames[-1].offset]
+    wal.write_bytes(cut)  # CREATE DATABASE b, cut cleanly at a frame boundary
     with pytest.raises(CorruptionError, match=f"{wal}.*no database in the catalog owns"):
         Cluster.open(data)
+    from click.testing import CliRunner
+
+    from asof.queryapi.cli import main
+
+    result = CliRunner().invoke(main, ["--data", str(data), "check"])
+    assert result.exit_code == 1 and str(wal) in result.output
+    assert wal.read_bytes() == cut  # nothing was cut or repaired
