@@ -15,9 +15,10 @@ import attrs
 
 from asof.clone.operations import CloneLedger
 from asof.clone.settings import Settings
+from asof.eventlog.errors import LogError
 from asof.eventlog.events import Event, Transaction
 from asof.eventlog.hlc import HybridClock, Timestamp
-from asof.eventlog.recorder import Recorder
+from asof.eventlog.recorder import Recorder, Store
 
 CATALOG_LOG_ID = "catalog"
 
@@ -61,6 +62,36 @@ class Catalog:
         """Fold the whole catalog log (it is small: one event per catalog change)."""
         for txn in self.recorder.transactions():
             self._fold(txn)
+
+    def require_known_logs(self, store: Store) -> None:
+        """Raise CorruptionError naming the catalog's WAL when a log the catalog has never
+        heard of proves that the catalog lost committed transactions.
+
+        A log is created before the catalog records its database, so a crash can leave an
+        empty one behind; but a log holding transactions, or forked from another (a fork
+        follows a recorded `clone_started`), was known to the catalog once.
+        """
+        log_ids = getattr(store, "log_ids", None)
+        if log_ids is None:
+            return
+        with self.lock:
+            known = {CATALOG_LOG_ID, *self._by_id, *self._dropped, *self.clones.target_ids()}
+        for log_id in log_ids():
+            if log_id in known:
+                continue
+            try:
+                rec = store.open(log_id)
+                evidence = "was forked from another log" if rec.lineage else None
+                if evidence is None and rec.head() is not None:
+                    evidence = "holds committed transactions"
+                rec.close()
+            except LogError:
+                continue  # a damaged stray log proves nothing; `check` reports it
+            if evidence is not None:
+                raise self.recorder.refuse(
+                    f"log {log_id}, which no database in the catalog owns, {evidence}: the "
+                    "catalog recorded its database once"
+                )
 
     def _fold(self, txn: Transaction) -> None:
         for event in txn.events:

@@ -87,6 +87,10 @@ class CloneLedger:
     def _on_aborted(self, data, txn) -> None:
         self._set(data, state=ABORTED, abort_message=data.get("message"))
 
+    def target_ids(self) -> set[str]:
+        """The log id of every clone ever started (finished, aborted or running)."""
+        return {r.target_id for records in self.records.values() for r in records}
+
     def next_seq_no(self, source_id: str) -> int:
         return len(self.records.get(source_id, [])) + 1
 

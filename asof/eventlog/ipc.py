@@ -25,9 +25,11 @@ from asof.eventlog.fsutil import fsync_dir, remove_tree, try_lock, unlock
 from asof.eventlog.groupcommit import GroupCommit
 from asof.eventlog.hlc import Timestamp
 from asof.eventlog.holds import ReadHolds
-from asof.eventlog.layout import MANIFEST_FILE, SEGMENTS, WAL_FILE, Layout, check_name
+from asof.eventlog.layout import MANIFEST_FILE, MARK_FILE, SEGMENTS, WAL_FILE, Layout, check_name
 from asof.eventlog.maintenance import collect_garbage, verify
 from asof.eventlog.manifest import Manifest
+from asof.eventlog.mark import CommitMark
+from asof.eventlog.mark import read as read_mark
 from asof.eventlog.reader import LogView, decode_tail, last_txn_id, sealed_head
 from asof.eventlog.recorder import CheckpointRef, CompactionReport, Lineage
 from asof.eventlog.seal import plan, write_segments
@@ -44,38 +46,55 @@ class IpcRecorder:
     Appends are group-committed (see groupcommit.py); seals, checkpoint registration and
     close take an exclusive turn between commits, so the manifest and WAL change together.
 
-    Opening only reads (a torn WAL tail is cut only if no writer holds the log). The first
+    Opening only reads (a torn WAL tail is skipped, and cut by the first write). The first
     write takes an exclusive flock on the log directory, held until close, and catches up
     with the disk if another writer changed it meanwhile; so read-only users of a store
     (another process, say) never damage the writer, and a second writer fails with
-    LogIOError instead of corrupting the log.
+    LogIOError instead of corrupting the log. Once a lost commit is proven (`require`),
+    the log refuses every append: its next txn id would reuse a committed one.
     """
 
-    def __init__(self, store: IpcStore, log_id: str, directory: Path) -> None:
+    def __init__(
+        self, store: IpcStore, log_id: str, directory: Path, *, marked: bool = False
+    ) -> None:
         self._store = store
         self._log_id = log_id
         self._dir = directory
         self._manifest_path = directory / MANIFEST_FILE
         self._writer_fd: int | None = None
         self._deferred_from: int | None = None  # tail index of the first RowValues commit
-        probe = try_lock(directory, shared=True)  # no writer: safe to cut a torn tail
-        try:
-            self._manifest, self._wal, self._tail = self._load(repair=probe is not None)
-        finally:
-            if probe is not None:
-                unlock(probe)
+        self._damage: CorruptionError | None = None  # set once a lost commit is proven
+        # Opening only reads: a torn tail is cut before the first append (see `_claim`),
+        # after whatever else proves commits (`require`) had its say.
+        self._manifest, self._wal, self._tail = self._load()
         self._head_cache: tuple[Manifest, TransactionInfo | None] | None = None
         self._lock = threading.Lock()  # guards swapping _manifest / _tail for readers
         self._group: GroupCommit[_Pending, Transaction] = GroupCommit(self._commit)
         self._compacting = threading.Lock()
         self._closed = False
         self._dir_synced = True  # False: a rotation's rename awaits its directory fsync
+        self._mark: CommitMark | None = None
+        if marked:
+            self._mark = CommitMark(directory / MARK_FILE)
+            try:
+                marked_txn = read_mark(self._mark.path)
+            except CorruptionError as exc:  # the mark only ever proves more: go on without
+                log.warning("%s; it proves nothing until the next commit rewrites it", exc)
+                marked_txn = None
+            if marked_txn is not None:
+                try:
+                    self.require(marked_txn, f"its commit mark {self._mark.path}")
+                except CorruptionError:
+                    self.close()
+                    raise
 
-    def _load(self, *, repair: bool) -> tuple[Manifest, Wal, list[Transaction]]:
+    def _load(self) -> tuple[Manifest, Wal, list[Transaction]]:
         """Read manifest and WAL; retry if a writer elsewhere sealed in between."""
         for attempt in range(5):
             manifest = mf.read(self._manifest_path)
-            wal, payloads = Wal.open(self._dir / WAL_FILE, repair=repair)
+            wal, payloads = Wal.open(
+                self._dir / WAL_FILE, repair=False, read_only=self._store.read_only
+            )
             try:
                 return manifest, wal, decode_tail(payloads, manifest, wal.path)
             except CorruptionError:
@@ -84,11 +103,46 @@ class IpcRecorder:
                     raise
         raise AssertionError("unreachable")
 
+    @property
+    def wal_path(self) -> Path:
+        return self._wal.path
+
+    @property
+    def damage(self) -> CorruptionError | None:
+        """Why this log refuses appends (a lost commit was proven), or None."""
+        return self._damage
+
+    def refuse(self, reason: str) -> CorruptionError:
+        """Record that this log lost committed transactions (`reason` says how that is
+        known): from now on it refuses appends, which would reuse their txn ids."""
+        if self._damage is None:
+            self._damage = CorruptionError(
+                f"WAL {self._wal.path} lost committed transactions: {reason}",
+                str(self._wal.path),
+            )
+        return self._damage
+
+    def require(self, txn_id: int, witness: str) -> None:
+        """Raise CorruptionError (and refuse appends) unless the log holds transaction
+        `txn_id`, which `witness` (another durable record) shows was committed."""
+        head = self.head()
+        last = head.txn_id if head is not None else 0
+        if last < txn_id:
+            raise self.refuse(
+                f"it ends at transaction {last}, but {witness} shows transaction {txn_id} was committed"
+            )
+        if self._damage is not None:
+            raise self._damage
+
     def _claim(self) -> None:
         """Become the log's only writer, first catching up with what is on disk."""
+        if self._damage is not None:
+            raise self._damage
         if self._writer_fd is not None:
             return
-        fd = try_lock(self._dir, wait=0.5)  # a reader's probe holds it for a moment
+        if self._store.read_only:
+            raise LogIOError(f"log {self._log_id} was opened read-only")
+        fd = try_lock(self._dir, wait=0.5)
         if fd is None:
             raise LogIOError(
                 f"log {self._log_id} is being written by another process or store object"
@@ -179,6 +233,11 @@ class IpcRecorder:
         last = self._tail[-1].txn_id if self._tail else self._manifest.last_sealed_txn
         ids = range(last + 1, last + 1 + len(batch))
         self._wal.append([encode_payload(i, p.body) for i, p in zip(ids, batch, strict=True)])
+        if self._mark is not None:
+            try:
+                self._mark.write(ids[-1])
+            except OSError as exc:  # the commit is durable; the mark just proves less
+                log.warning("cannot write the commit mark of log %s: %s", self._log_id, exc)
         txns = [Transaction(i, p.ts, p.events, p.sql) for i, p in zip(ids, batch, strict=True)]
         with self._lock:
             if self._deferred_from is None and any(isinstance(p.body, RowBody) for p in batch):
@@ -335,6 +394,8 @@ class IpcRecorder:
                 return
             self._closed = True
             self._wal.close()
+            if self._mark is not None:
+                self._mark.close()
             if self._writer_fd is not None:
                 unlock(self._writer_fd)
                 self._writer_fd = None
@@ -374,9 +435,18 @@ class IpcStore:
     (open() returns the same object until it is closed).
     """
 
-    def __init__(self, root: Path, *, seal_bytes: int = 64 << 20, seal_txns: int = 4096) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        seal_bytes: int = 64 << 20,
+        seal_txns: int = 4096,
+        read_only: bool = False,
+    ) -> None:
         self._layout = Layout(root)
-        self._layout.ensure()
+        self.read_only = read_only  # never opens a file for writing (read-only media)
+        if not read_only:
+            self._layout.ensure()
         self.seal_bytes = seal_bytes
         self.seal_txns = seal_txns
         self.wal_files = walseg.WalFiles(self.resolve)
@@ -392,24 +462,29 @@ class IpcStore:
         return self._layout.root
 
     def exists(self, log_id: str) -> bool:
-        return self._layout.manifest_path(log_id).is_file()
+        """Whether the log's directory exists (opening a log whose manifest is missing
+        raises CorruptionError naming it)."""
+        return self._layout.log_dir(log_id).is_dir()
 
     def log_ids(self) -> list[str]:
         return self._layout.log_ids()
 
-    def create(self, log_id: str) -> IpcRecorder:
+    def create(self, log_id: str, *, marked: bool = False) -> IpcRecorder:
         with self._lock:
             self._make_log(Manifest(check_name(log_id)))
-            return self.open(log_id)
+            return self.open(log_id, marked=marked)
 
-    def open(self, log_id: str) -> IpcRecorder:
+    def open(self, log_id: str, *, marked: bool = False) -> IpcRecorder:
+        """The log's recorder; `marked` keeps a commit mark (mark.py) for it."""
         with self._lock:
             rec = self._open.get(check_name(log_id))
             if rec is not None and not rec.closed:
                 return rec
             if not self.exists(log_id):
-                raise UnknownLogError(f"no log {log_id!r}")
-            rec = IpcRecorder(self, log_id, self._layout.log_dir(log_id))
+                raise UnknownLogError(
+                    f"no log {log_id!r} (no directory {self._layout.log_dir(log_id)})"
+                )
+            rec = IpcRecorder(self, log_id, self._layout.log_dir(log_id), marked=marked)
             self._open[log_id] = rec
             return rec
 

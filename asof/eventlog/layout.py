@@ -2,6 +2,7 @@
 
     logs/<log_id>/wal            committed transactions not yet sealed (see wal.py)
     logs/<log_id>/manifest.json  the segments and checkpoints making up the sealed history
+    logs/<log_id>/committed      the last committed txn id, for logs that keep one (mark.py)
     segments/<uuid>.arrow        sealed transactions, shared by every log that refers to them
     segments/<uuid>.wal          a log's WAL as a fork rotated it out (see walseg.py), shared
     <kind>/<uuid><suffix>        other shared files (checkpoints), from `new_file_path`
@@ -25,6 +26,8 @@ LOGS = "logs"
 SEGMENTS = "segments"
 WAL_FILE = "wal"
 MANIFEST_FILE = "manifest.json"
+#: A log's commit mark (mark.py), for logs that keep one.
+MARK_FILE = "committed"
 #: Present in every directory of shared files that `gc` may clean, besides segments/.
 SHARED_MARKER = ".asof-shared"
 _NAME = re.compile(r"[a-z0-9_-]{1,128}")
@@ -81,11 +84,9 @@ class Layout:
         fsync_dir(self.logs)
 
     def log_ids(self) -> list[str]:
-        return sorted(
-            d.name
-            for d in self.logs.iterdir()
-            if _NAME.fullmatch(d.name) and (d / MANIFEST_FILE).is_file()
-        )
+        """Every log directory, with or without its manifest (reading a log whose manifest
+        is missing reports it)."""
+        return sorted(d.name for d in self.logs.iterdir() if _NAME.fullmatch(d.name) and d.is_dir())
 
     def shared_dir(self, kind: str) -> Path:
         """The folder for shared files of one kind, marked so that `gc` cleans it."""

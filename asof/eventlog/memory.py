@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from asof.eventlog.errors import LogError, UnknownLogError
+from asof.eventlog.errors import CorruptionError, LogError, UnknownLogError
 from asof.eventlog.events import (
     Event,
     Transaction,
@@ -152,6 +152,18 @@ class MemoryRecorder:
             refs = [*self._inherited_checkpoints, *self._checkpoints]
         return [c for c in refs if until is None or c.ts.physical <= until]
 
+    def require(self, txn_id: int, witness: str) -> None:
+        head = self.head()
+        last = head.txn_id if head is not None else 0
+        if last < txn_id:
+            raise self.refuse(
+                f"it ends at transaction {last}, but {witness} shows transaction {txn_id} "
+                "was committed"
+            )
+
+    def refuse(self, reason: str) -> CorruptionError:
+        return CorruptionError(f"log {self._log_id} lost committed transactions: {reason}")
+
     def close(self) -> None:
         return None
 
@@ -167,13 +179,13 @@ class MemoryStore:
     def root(self) -> Path:
         return Path(self._tmp.name)
 
-    def create(self, log_id: str) -> MemoryRecorder:
+    def create(self, log_id: str, *, marked: bool = False) -> MemoryRecorder:
         self._refuse_taken(log_id)
         rec = MemoryRecorder(log_id)
         self._logs[log_id] = rec
         return rec
 
-    def open(self, log_id: str) -> MemoryRecorder:
+    def open(self, log_id: str, *, marked: bool = False) -> MemoryRecorder:
         try:
             return self._logs[log_id]
         except KeyError:

@@ -14,6 +14,7 @@ from typing import Protocol
 import attrs
 import pyarrow as pa
 
+from asof.eventlog.errors import CorruptionError
 from asof.eventlog.events import Event, Transaction, TransactionInfo
 from asof.eventlog.hlc import Timestamp
 
@@ -127,6 +128,17 @@ class Recorder(Protocol):
         oldest first."""
         ...
 
+    def require(self, txn_id: int, witness: str) -> None:
+        """Raise CorruptionError unless the log holds transaction `txn_id`, which `witness`
+        (another durable record: a projection, a fork) shows was committed; the log then
+        refuses appends, which would reuse the lost txn ids."""
+        ...
+
+    def refuse(self, reason: str) -> CorruptionError:
+        """Record that this log lost committed transactions (`reason`: how that is known)
+        and return the error it raises from now on, naming its file."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -138,9 +150,12 @@ class Store(Protocol):
         """A directory for files the upper layers keep beside the logs (projections)."""
         ...
 
-    def create(self, log_id: str) -> Recorder: ...
+    def create(self, log_id: str, *, marked: bool = False) -> Recorder:
+        """A new, empty log; `marked`: keep a commit mark, a second durable record of the
+        last commit, for a log whose commits are rare and all matter (the catalog)."""
+        ...
 
-    def open(self, log_id: str) -> Recorder: ...
+    def open(self, log_id: str, *, marked: bool = False) -> Recorder: ...
 
     def exists(self, log_id: str) -> bool: ...
 

@@ -2,21 +2,32 @@
 
 The file is a sequence of frames, one per transaction:
 
-    magic b"AWL1" | u64 payload length | u32 crc32(payload) | u32 crc32(previous 16 bytes)
+    header = magic b"AWL2" | u64 payload length | u32 crc32(payload) | u32 crc32(previous 16)
+    frame  = header | payload | header again (the trailer)
     payload = zstd( u64 txn_id | u32 meta length | meta JSON | Arrow IPC stream per row event )
 
-That payload is format 1. Transactions with large rows (bulk loads) use format 2, whose row
-streams are compressed by Arrow per buffer and which starts with b"AWP2" (see walbulk.py);
-single-row commits use format 3, the row's values as JSON, which starts with b"AWP3" (see
-walrow.py).
+Frames of WAL format 1 (magic b"AWL1") have no trailer; they are still read, never written.
+That payload is payload format 1. Transactions with large rows (bulk loads) use payload
+format 2, whose row streams are compressed by Arrow per buffer and which starts with b"AWP2"
+(see walbulk.py); single-row commits use format 3, the row's values as JSON, which starts
+with b"AWP3" (see walrow.py).
 
 Checksums are zlib.crc32: in the standard library, hardware-assisted and fast enough that a
 frame costs far less to check than to fsync; it guards against torn and flipped bytes, not
 against an adversary. The header has its own checksum so a damaged length field is never
 trusted to skip over, or cut off, good frames.
 
-A bad frame at the very end is a torn append (the process died mid-write) and is cut off on
-open; a bad frame followed by a good one is corruption and is reported, never repaired.
+Torn tail or damage. A crash in the middle of an append leaves a prefix of what was being
+written, or after a power loss some of its 512-byte blocks unwritten (zeros); it never
+leaves a byte other than the one written, and nothing past the frame. Bytes after the last
+good frame that fit that picture are a torn tail: the append never returned, so it is
+skipped, and cut off before the next append. Anything else is damage, reported with the
+file's name and never repaired: a bad frame followed by a good one, a frame whose trailer
+is in place and which has no unwritten block yet fails its checksum (the trailer is what
+tells "written whole, then damaged" from "cut short"), a trailer that differs from its
+header, bytes after a bad frame, a damaged header with data after it (`_after_frames`).
+A torn tail whose transaction some other durable record has seen (a projection, a commit
+mark, a fork) is damage too; the recorder checks that (`IpcRecorder.require`).
 
 The file grows ahead of its frames in zero-filled steps (PREALLOCATE), so that a commit's
 fdatasync writes only data: an append that changes the file's size makes the file system
@@ -45,13 +56,16 @@ from asof.eventlog.events import Event, RowValues, Transaction, materialize, row
 from asof.eventlog.fsutil import atomic_write
 from asof.eventlog.hlc import Timestamp
 
-MAGIC = b"AWL1"
+MAGIC_V1 = b"AWL1"  # format 1 frames: no trailer (read, never written)
+MAGIC = b"AWL2"
 _HEADER = struct.Struct("<4sQI")
 _HEADER_CRC = struct.Struct("<I")
 HEADER_SIZE = _HEADER.size + _HEADER_CRC.size
 _TXN = struct.Struct("<QI")
 #: zstd level for WAL payloads: level 1 keeps compression well below the cost of an fsync.
 ZSTD_LEVEL = 1
+#: The unit a power loss may leave unwritten: a disk sector.
+BLOCK = 512
 #: How far the file grows ahead of its frames.
 PREALLOCATE = 4 << 20
 
@@ -106,8 +120,10 @@ def _read_all(fd: int) -> bytes:
 
 
 def encode_frame(payload: bytes) -> bytes:
+    """A format 2 frame: header, payload, and the header again as a trailer (see below)."""
     head = _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload))
-    return head + _HEADER_CRC.pack(zlib.crc32(head)) + payload
+    header = head + _HEADER_CRC.pack(zlib.crc32(head))
+    return header + payload + header
 
 
 @attrs.frozen
@@ -119,47 +135,144 @@ class Frame:
 
 @attrs.frozen
 class WalScan:
-    """What a WAL file holds: its good frames and, if any, where the damage starts."""
+    """What a WAL file holds: its good frames and, if any, what follows them.
+
+    After the good frames there is nothing, zeros (room to grow into), a torn tail (what an
+    interrupted append can leave, see `_after_frames`), or damage (`damage` says why).
+    """
 
     frames: tuple[Frame, ...]
     good_end: int
     size: int
-    corrupt: bool = False  # a bad frame followed by a good one
+    damage: str | None = None
     zero_tail: bool = False  # only zeros (room to grow into) after the last good frame
+
+    @property
+    def corrupt(self) -> bool:
+        return self.damage is not None
 
     @property
     def torn(self) -> bool:
         return not self.corrupt and not self.zero_tail and self.good_end < self.size
 
     def problem(self, path: Path) -> str | None:
-        if self.corrupt:
-            return f"WAL {path}: bad frame at offset {self.good_end} followed by good frames"
+        if self.damage is not None:
+            return f"WAL {path}: {self.damage}"
         if self.torn:
             return f"WAL {path}: torn tail of {self.size - self.good_end} bytes at offset {self.good_end}"
         return None
 
 
-def _frame_at(data: bytes, offset: int) -> Frame | None:
-    """The valid frame starting at `offset`, or None."""
+def _header_at(data: bytes, offset: int) -> tuple[bytes, int, int, int] | None:
+    """(magic, payload length, payload crc, frame end) of a header that checks, or None."""
     if len(data) - offset < HEADER_SIZE:
         return None
     head = data[offset : offset + _HEADER.size]
     magic, length, crc = _HEADER.unpack(head)
     (head_crc,) = _HEADER_CRC.unpack_from(data, offset + _HEADER.size)
-    if magic != MAGIC or head_crc != zlib.crc32(head):
+    if magic not in (MAGIC, MAGIC_V1) or head_crc != zlib.crc32(head):
         return None
-    start = offset + HEADER_SIZE
-    end = start + length
+    trailer = HEADER_SIZE if magic == MAGIC else 0
+    return magic, length, crc, offset + HEADER_SIZE + length + trailer
+
+
+def _frame_at(data: bytes, offset: int) -> Frame | None:
+    """The valid frame starting at `offset`, or None: header, payload and (format 2)
+    trailer all check."""
+    header = _header_at(data, offset)
+    if header is None:
+        return None
+    magic, length, crc, end = header
     if end > len(data):
         return None
-    payload = data[start:end]
+    start = offset + HEADER_SIZE
+    payload = data[start : start + length]
     if zlib.crc32(payload) != crc:
+        return None
+    if magic == MAGIC and data[end - HEADER_SIZE : end] != data[offset:start]:
         return None
     return Frame(offset, end, payload)
 
 
+def _zero(data: bytes, start: int, end: int) -> bool:
+    return data.count(0, start, end) == max(0, min(end, len(data)) - start)
+
+
+def _block_of(offset: int) -> int:
+    return offset // BLOCK * BLOCK
+
+
+def _has_hole(data: bytes, start: int, end: int) -> bool:
+    """Whether a whole aligned BLOCK of zeros lies in data[start:end] (a block a crash left
+    unwritten)."""
+    zeros = bytes(BLOCK)
+    at = start
+    while True:
+        found = data.find(zeros, at, end)
+        if found < 0:
+            return False
+        aligned = -(-found // BLOCK) * BLOCK
+        if aligned + BLOCK > end:
+            return False
+        if _zero(data, aligned, aligned + BLOCK):
+            return True
+        at = max(aligned, found + 1)
+
+
+def _after_frames(data: bytes, offset: int) -> str | None:
+    """Why the non-zero bytes from `offset` (where no good frame starts) cannot be an
+    interrupted append, or None when they can.
+
+    An append that a crash cut short leaves a prefix of its bytes, or (after a power loss)
+    some of its BLOCK-sized blocks unwritten, which read as zeros: it never leaves a byte
+    different from the one written, and nothing after the frame it was writing. So the
+    bytes are damage when a good frame follows; when the frame's header checks and the
+    frame is complete (its trailer, a copy of the header, is in place, or format 1 frames
+    fit in the file), no block of it is unwritten and it still fails its checksum; when
+    its trailer has a byte that is neither the header's nor zero; when bytes follow the
+    frame; or when a header that does not check is followed by bytes in a later block.
+    """
+    probe = offset
+    for magic in (MAGIC, MAGIC_V1):
+        probe = data.find(magic, offset + 1)
+        while probe != -1:
+            if _frame_at(data, probe) is not None:
+                return f"bad frame at offset {offset} followed by good frames (at {probe})"
+            probe = data.find(magic, probe + 1)
+    header = _header_at(data, offset)
+    if header is None:
+        first = offset + next(i for i, b in enumerate(data[offset:]) if b)
+        head_end = offset + HEADER_SIZE
+        if first >= head_end:  # the header is zeros: its block is unwritten if nothing else is
+            if _block_of(first) > _block_of(offset):
+                return None
+        elif _zero(data, head_end, len(data)):
+            return None  # an append cut short inside the header
+        else:
+            last = _block_of(head_end - 1)  # a header across two blocks, the second unwritten
+            if last > _block_of(first) and _zero(data, last, last + BLOCK):
+                return None
+        return f"damaged frame header at offset {offset} with data after it"
+    magic, length, _, end = header
+    if end > len(data):
+        return None  # the file ends inside the frame: an append cut short
+    if not _zero(data, end, len(data)):
+        return f"frame at offset {offset} fails its checksum and is followed by more bytes"
+    start = offset + HEADER_SIZE
+    hole = _has_hole(data, start, start + length)
+    if magic == MAGIC:
+        expected, trailer = data[offset:start], data[end - HEADER_SIZE : end]
+        if any(t not in (0, e) for t, e in zip(trailer, expected, strict=True)):
+            return f"frame at offset {offset} has a trailer that does not match its header"
+        if trailer != expected:
+            return None  # the trailer was never (wholly) written
+    if not hole:
+        return f"complete frame at offset {offset} fails its checksum"
+    return None
+
+
 def scan(data: bytes) -> WalScan:
-    """Split WAL bytes into good frames; tell a torn tail from corruption in the middle."""
+    """Split WAL bytes into good frames; tell a torn tail from damage."""
     frames: list[Frame] = []
     offset = 0
     while offset < len(data):
@@ -168,15 +281,10 @@ def scan(data: bytes) -> WalScan:
             break
         frames.append(frame)
         offset = frame.end
-    corrupt = False
-    if offset < len(data) and data.count(0, offset) == len(data) - offset:
+    if offset < len(data) and _zero(data, offset, len(data)):
         return WalScan(tuple(frames), offset, len(data), zero_tail=True)
-    if offset < len(data):
-        probe = data.find(MAGIC, offset + 1)
-        while probe != -1 and not corrupt:
-            corrupt = _frame_at(data, probe) is not None
-            probe = data.find(MAGIC, probe + 1)
-    return WalScan(tuple(frames), offset, len(data), corrupt)
+    damage = _after_frames(data, offset) if offset < len(data) else None
+    return WalScan(tuple(frames), offset, len(data), damage)
 
 
 def scan_file(path: Path) -> WalScan:
@@ -200,19 +308,23 @@ class Wal:
         self._allocated = end if allocated is None else allocated  # the file's size
         self._suspect = False
         self._closed = False
+        self._torn = False  # a torn tail was skipped but is still on disk
 
     @classmethod
     def open(
-        cls, path: Path, *, create: bool = False, repair: bool = True
+        cls, path: Path, *, create: bool = False, repair: bool = True, read_only: bool = False
     ) -> tuple[Wal, list[bytes]]:
         """Open and recover: return the payloads of its good frames.
 
         A missing file is corruption (a log's WAL is created with it) unless `create`.
-        With repair=False a torn tail is skipped but left in place: the caller may not be
-        the writer, and the "torn" bytes may be an append in progress elsewhere.
+        With repair=False a torn tail is skipped but left in place (and cut before the first
+        append): the caller may not be the writer, the "torn" bytes may be an append in
+        progress elsewhere, and until the caller has checked what other records prove was
+        committed, the bytes are evidence. `read_only` never opens the file for writing.
         """
+        flags = os.O_RDONLY if read_only else os.O_RDWR | (os.O_CREAT if create else 0)
         try:
-            fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+            fd = os.open(path, flags, 0o644)
         except FileNotFoundError:
             raise CorruptionError(f"WAL {path} is missing", str(path)) from None
         except OSError as exc:
@@ -222,12 +334,14 @@ class Wal:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, found.good_end, found.size), [f.payload for f in found.frames]
+        wal = cls(path, fd, found.good_end, found.size)
+        wal._torn = found.torn
+        return wal, [f.payload for f in found.frames]
 
     def changed_on_disk(self) -> bool:
         """Whether another writer appended, cut or reset the file since this object last
         wrote or read it."""
-        if self._fd is None or self._end is None:
+        if self._fd is None or self._end is None or self._torn:
             return True
         try:
             stat = os.fstat(self._fd)
@@ -249,7 +363,7 @@ class Wal:
         assert self._fd is not None
         found = self._recover_fd(self.path, self._fd, expected_end=None)
         self._end, self._allocated = found.good_end, found.size
-        self._suspect = False
+        self._suspect = self._torn = False
         return [f.payload for f in found.frames]
 
     @staticmethod
@@ -260,8 +374,9 @@ class Wal:
             found = scan(_read_all(fd))
         except OSError as exc:
             raise LogIOError(f"cannot read WAL {path}: {exc}") from exc
-        if found.corrupt:
+        if found.corrupt and (expected_end is None or found.good_end < expected_end):
             raise CorruptionError(found.problem(path) or "", str(path))
+        # (bad bytes at or past expected_end are this object's own append that failed)
         if expected_end is not None and found.good_end < expected_end:
             raise CorruptionError(
                 f"WAL {path} lost committed frames: good up to {found.good_end}, "
@@ -269,14 +384,15 @@ class Wal:
                 str(path),
             )
         end = found.good_end if expected_end is None else expected_end
-        if not repair or (not found.torn and end == found.good_end):
+        needs_cut = found.torn or found.corrupt or end != found.good_end
+        if not repair or not needs_cut:
             return attrs.evolve(found, good_end=end)
         try:
             _truncate(fd, end)
             _fsync(fd)
         except OSError as exc:
             raise LogIOError(f"cannot truncate WAL {path}: {exc}") from exc
-        return attrs.evolve(found, good_end=end, size=end, zero_tail=False)
+        return attrs.evolve(found, good_end=end, size=end, zero_tail=False, damage=None)
 
     @property
     def size(self) -> int:

@@ -1,11 +1,14 @@
 """The live projection of one database: its current state in a DuckDB file.
 
 It remembers the last transaction it applied; on open it catches up from the log only as far
-as needed, and if its file is gone it is rebuilt from the nearest checkpoint plus the log.
+as needed, and if its file is gone or damaged (it is a cache) it is rebuilt from the nearest
+checkpoint plus the log. A projection ahead of its log proves that the log lost committed
+transactions: that is reported, never caught up backwards.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import duckdb
@@ -21,6 +24,8 @@ from asof.projections.naming import STORAGE_SCHEMA, quote_literal
 from asof.projections.replay import replay
 
 COMPLETE_MARK = f"{STORAGE_SCHEMA}.complete"
+
+log = logging.getLogger(__name__)
 
 
 def connect(
@@ -69,22 +74,33 @@ class Projection:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._external = allow_external_access
         fresh = not path.exists()
-        self.con = connect(path, store, allow_external_access=allow_external_access)
         try:
-            if fresh or not self._complete():
-                if not fresh:  # a build cut short: a projection is a cache, rebuild it
-                    self.con.close()
-                    _remove(path)
-                    self.con = connect(path, store, allow_external_access=allow_external_access)
-                build_at(self.con, store, recorder, None)
-                self.con.execute(
-                    f"CREATE TABLE {COMPLETE_MARK} (built_at TIMESTAMP);\n"
-                    f"INSERT INTO {COMPLETE_MARK} VALUES (now())"
-                )
-            else:
-                attach_bases(self.con, store)
-                versions.mark_since(self.con)  # files from before the catalog copy existed
-                self.catch_up()
+            self.con = connect(path, store, allow_external_access=allow_external_access)
+            sound = not fresh and self._complete()
+        except duckdb.Error as exc:  # a damaged file: the projection is a cache, rebuild it
+            log.warning("projection %s is damaged (%s); rebuilding it from the log", path, exc)
+            _remove(path)
+            self.con = connect(path, store, allow_external_access=allow_external_access)
+            sound = fresh = False
+        try:
+            if sound:
+                try:
+                    attach_bases(self.con, store)
+                    versions.mark_since(self.con)  # files from before the catalog copy existed
+                    self.catch_up()
+                    return
+                except duckdb.Error as exc:  # damaged inside: rebuild it, as below
+                    log.warning("projection %s is damaged (%s); rebuilding it", path, exc)
+                    fresh = False
+            if not fresh:  # a build cut short, or a damaged file: rebuild it
+                self.con.close()
+                _remove(path)
+                self.con = connect(path, store, allow_external_access=allow_external_access)
+            build_at(self.con, store, recorder, None)
+            self.con.execute(
+                f"CREATE TABLE {COMPLETE_MARK} (built_at TIMESTAMP);\n"
+                f"INSERT INTO {COMPLETE_MARK} VALUES (now())"
+            )
         except BaseException:
             self.con.close()
             raise
@@ -105,11 +121,15 @@ class Projection:
         return applied(self.con.cursor())
 
     def catch_up(self) -> TransactionInfo | None:
-        """Apply whatever the log holds beyond what this projection has applied."""
+        """Apply whatever the log holds beyond what this projection has applied; raise
+        CorruptionError when the projection holds more than the log (the log lost
+        committed transactions: never "catch up" backwards)."""
         cur = self.con.cursor()
         cur.execute("BEGIN TRANSACTION")
         try:
             info = applied(cur)
+            if info is not None:  # a projection ahead of its log proves the log lost commits
+                self.recorder.require(info.txn_id, f"the projection {self.path}")
             head = self.recorder.head()
             if head is not None and (info is None or head.txn_id > info.txn_id):
                 replay(cur, self.recorder, after_txn=info.txn_id if info else 0)

@@ -21,6 +21,7 @@ from asof.clone.settings import (
     SnapshotSchedule,
     parse_flag,
 )
+from asof.eventlog.errors import CorruptionError as LogCorruption
 from asof.eventlog.errors import LogError
 from asof.eventlog.events import Event
 from asof.eventlog.hlc import HybridClock, wall_clock_micros
@@ -115,11 +116,14 @@ class Cluster:
             lambda: StateHost(connect(None, store, allow_external_access=False))
         )
         if store.exists(CATALOG_LOG_ID):
-            catalog_log = store.open(CATALOG_LOG_ID)
+            catalog_log = store.open(CATALOG_LOG_ID, marked=True)
+        elif read_only:
+            raise OperationalError(f"{store.root} holds no cluster to open read-only")
         else:
-            catalog_log = store.create(CATALOG_LOG_ID)
+            catalog_log = store.create(CATALOG_LOG_ID, marked=True)
         self.catalog = Catalog(catalog_log, self.clock)
         self.catalog.load()
+        self.catalog.require_known_logs(store)
         self._ctx = ClusterContext(self.catalog, self.clock, self._states, self.sql)
         self._seed_clock()
         if not read_only:
@@ -142,13 +146,16 @@ class Cluster:
         from asof.eventlog.ipc import IpcStore
 
         root = Path(path)
+        if read_only and not root.is_dir():
+            raise OperationalError(f"no cluster to open read-only: {root} is not a directory")
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OperationalError(f"cannot create the data directory {root}: {exc}") from None
         lock = None if read_only else _ClusterLock(root)
         try:
-            store = IpcStore(root)
+            store = IpcStore(root, read_only=read_only)
             return cls(
                 store, allow_external_access=allow_external_access, read_only=read_only, lock=lock
             )
@@ -161,14 +168,42 @@ class Cluster:
         heads = [self.catalog.recorder.head()]
         for rec in self.catalog.live():
             try:
+                if not self.store.exists(rec.db_id):
+                    raise LogCorruption(
+                        f"the log of database {rec.name!r} is missing: no directory "
+                        f"{self.store.root / 'logs' / rec.db_id}"
+                    )
                 heads.append(self._runtime(rec).recorder.head())
             except (LogError, AsofError, OSError) as exc:
                 # One damaged database must not take the others down: remember why, and
                 # raise it whenever that database is used.
                 self._damaged[rec.db_id] = translate(exc)
+        for rec in self.catalog.live():
+            self._check_lineage(rec)
         for head in heads:
             if head is not None:
                 self.clock.observe(head.ts)
+
+    def _check_lineage(self, rec: DatabaseRecord) -> None:
+        """A clone proves its source committed every transaction the clone inherited: a
+        source whose log now ends before that lost them (it is damaged, not the clone)."""
+        if rec.source_id is None or rec.as_of is None or rec.db_id in self._damaged:
+            return
+        source = self._runtimes.get(rec.source_id)
+        if source is None or rec.source_id in self._damaged:
+            return
+        try:
+            clone = self._runtimes[rec.db_id].recorder
+            if not clone.lineage or clone.lineage[0].source_id != rec.source_id:
+                return
+            head, clone_head = source.recorder.head(), clone.head()
+            if clone_head is None or (head is not None and head.txn_id >= clone_head.txn_id):
+                return  # the source holds at least as many transactions as the clone shows
+            inherited = clone.last_at(clone.lineage[0].until)
+            if head is None or head.txn_id < inherited:
+                source.recorder.require(inherited, f"the lineage of its clone {rec.name!r}")
+        except (LogError, AsofError, OSError) as exc:
+            self._damaged[rec.source_id] = translate(exc)
 
     def _check_open(self) -> None:
         self._ctx.check_open()

@@ -116,4 +116,11 @@ def test_check_reports_a_projection_ahead_of_its_log(tmp_path):
 
     result = CliRunner().invoke(main, ["--data", str(data), "check"])
     assert result.exit_code == 1
-    assert "projection holds transaction" in result.output
+    assert "lost committed transactions" in result.output
+    assert f"logs/{db_id}/wal" in result.output and "the projection" in result.output
+    with Cluster.open(data) as cluster:  # the log is damaged: refused, never caught up
+        with pytest.raises(CorruptionError, match=f"logs/{db_id}/wal"):
+            cluster.database("good").sql("SELECT count(*) FROM t")
+        with pytest.raises(CorruptionError, match=f"logs/{db_id}/wal"):
+            cluster.database("good").sql("INSERT INTO t VALUES (1, 'x')")
+        assert cluster.database("bad").sql("SELECT count(*) FROM t").fetchall() == [(1000,)]

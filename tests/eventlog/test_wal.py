@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +14,15 @@ from asof.eventlog import wal
 from asof.eventlog.errors import CorruptionError, LogIOError
 from asof.eventlog.events import Event
 from asof.eventlog.hlc import Timestamp
-from asof.eventlog.wal import HEADER_SIZE, Wal, decode_payload, encode_body, encode_frame, scan
+from asof.eventlog.wal import (
+    HEADER_SIZE,
+    Wal,
+    WalScan,
+    decode_payload,
+    encode_body,
+    encode_frame,
+    scan,
+)
 
 
 def _payload(i: int) -> bytes:
@@ -41,11 +50,70 @@ def test_scan_treats_any_cut_of_the_last_frame_as_a_torn_tail() -> None:
         assert found.torn == (cut > last_start)
 
 
-def test_scan_treats_garbage_after_the_last_frame_as_torn() -> None:
+def test_bytes_no_append_could_leave_are_damage_not_a_torn_tail() -> None:
+    """A crash leaves a prefix of a frame, or blocks unwritten (zeros): never other bytes."""
     found = scan(_frames(2) + b"\x07" * 100)
+    assert found.corrupt and "damaged frame header" in (found.problem(Path("w")) or "")
+    # a zero header block then data in a later block: the header's block was never written
+    found = scan(_frames(2) + b"\x00" * 600 + b"\x07" * 10)
     assert found.torn and len(found.frames) == 2
+    # ... but data in the header's own block means the header was written, and is damaged
     found = scan(_frames(2) + b"\x00" * 50 + b"\x07" + b"\x00" * 49)
-    assert found.torn and len(found.frames) == 2
+    assert found.corrupt
+
+
+def _last_frame_damage(change) -> WalScan:
+    data = bytearray(_frames(3) + encode_frame(bytes(range(256)) * 40))
+    start = len(_frames(3))
+    change(data, start)
+    return scan(bytes(data) + bytes(4096))
+
+
+def test_a_flipped_byte_in_the_last_complete_frame_is_damage() -> None:
+    """The trailer is in place, so the frame was written whole: a bad checksum is damage."""
+    for where in (HEADER_SIZE + 1, HEADER_SIZE + 5000, HEADER_SIZE + 10239):
+
+        def flip(data: bytearray, start: int, where: int = where) -> None:
+            data[start + where] ^= 0x10
+
+        found = _last_frame_damage(flip)
+        assert found.corrupt and "complete frame" in (found.problem(Path("w")) or "")
+        assert len(found.frames) == 3
+
+
+def test_the_trailer_tells_a_cut_short_frame_from_a_damaged_one() -> None:
+    def zero_trailer(data: bytearray, start: int) -> None:
+        data[-HEADER_SIZE:] = bytes(HEADER_SIZE)
+
+    def flip_trailer(data: bytearray, start: int) -> None:
+        data[-3] ^= 1
+
+    def unwritten_block(data: bytearray, start: int) -> None:
+        block = (start + 2048) // wal.BLOCK * wal.BLOCK
+        data[block : block + wal.BLOCK] = bytes(wal.BLOCK)
+
+    def bytes_after(data: bytearray, start: int) -> None:
+        data[start + HEADER_SIZE + 7] ^= 1
+        data.extend(b"\x01")
+
+    assert _last_frame_damage(zero_trailer).torn
+    assert _last_frame_damage(unwritten_block).torn  # a power loss left a block unwritten
+    assert "trailer" in (_last_frame_damage(flip_trailer).damage or "")
+    assert "followed by more bytes" in (_last_frame_damage(bytes_after).damage or "")
+
+
+def test_format_1_frames_still_read_and_a_flip_in_their_last_frame_is_damage() -> None:
+    def v1(payload: bytes) -> bytes:
+        head = wal._HEADER.pack(wal.MAGIC_V1, len(payload), zlib.crc32(payload))
+        return head + wal._HEADER_CRC.pack(zlib.crc32(head)) + payload
+
+    old = v1(b"one") + v1(b"two")
+    found = scan(old + encode_frame(b"three"))  # a format 1 WAL appended to after upgrade
+    assert [f.payload for f in found.frames] == [b"one", b"two", b"three"]
+    assert scan(old[:-1]).torn
+    flipped = bytearray(old)
+    flipped[-1] ^= 1
+    assert scan(bytes(flipped)).corrupt
 
 
 def test_zeros_after_the_last_frame_are_room_to_grow_not_damage() -> None:
@@ -211,3 +279,30 @@ def test_rows_as_record_batch_are_accepted(typed_rows, rows_equal) -> None:
     body, _ = encode_body([Event("rows", 1, rows=batch)], Timestamp(1), None)
     txn = decode_payload(wal.encode_payload(1, body), Path("w"))
     assert rows_equal(txn.events[0].rows, pa.Table.from_batches([batch]))
+
+
+def test_a_failed_append_that_left_bad_bytes_is_not_mistaken_for_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync error may drop pages: the frame the failed append wrote can read back
+    with changed bytes, past what the WAL knows is committed. Its own leftovers."""
+    path = tmp_path / "wal"
+    log, _ = Wal.open(path, create=True)
+    log.append([b"one"])
+    real_write = wal._write
+
+    def write_damaged(fd: int, data: bytes, offset: int) -> None:
+        bad = bytearray(data)
+        bad[HEADER_SIZE + 1] ^= 0xFF
+        real_write(fd, bytes(bad), offset)
+
+    monkeypatch.setattr(wal, "_write", write_damaged)
+    monkeypatch.setattr(wal, "_fsync", _failing(wal._fsync, errno.EIO, times=1))
+    monkeypatch.setattr(wal, "_truncate", _failing(wal._truncate, errno.EIO, times=1))
+    with pytest.raises(LogIOError):
+        log.append([b"two" * 100])
+    monkeypatch.setattr(wal, "_write", real_write)
+    log.append([b"three"])
+    log.close()
+    found = scan(path.read_bytes())
+    assert [f.payload for f in found.frames] == [b"one", b"three"] and not found.corrupt

@@ -293,9 +293,19 @@ def _read_until(fd: int, needle: bytes, timeout: float = 60.0) -> bytes:
 
 def _prompt(fd: int) -> None:
     _read_until(fd, b"production_db=# ")
-    # Keys typed before readline has the terminal in its own mode are the line
-    # discipline's, not readline's; a person never types that fast.
-    time.sleep(0.3)
+
+
+def _type(fd: int, keys: bytes, echo: bytes) -> bytes:
+    """Type `keys` and wait for the shell to echo `echo`. Keys that reach the terminal before
+    readline has put it in its own mode are dropped by the terminal (a person at a prompt
+    never types that fast), so type them again, as a person would."""
+    for _ in range(5):
+        os.write(fd, keys)
+        try:
+            return _read_until(fd, echo, 5.0)
+        except AssertionError:
+            continue
+    raise AssertionError(f"{keys!r} never echoed")
 
 
 def test_the_terminal_shell_edits_lines_keeps_history_and_survives_ctrl_c(
@@ -321,13 +331,15 @@ def test_the_terminal_shell_edits_lines_keeps_history_and_survives_ctrl_c(
     os.close(follower)
     try:
         _prompt(leader)
-        os.write(leader, b"SELECT 'half")
+        _type(leader, b"SELECT 'half", b"half")
         os.write(leader, b"\x03")  # Ctrl-C drops the line, the shell stays
         _prompt(leader)
-        os.write(leader, b"SELECT 40 + 2 AS answer;\r")
+        _type(leader, b"SELECT 40 + 2 AS answer;", b"answer;")
+        os.write(leader, b"\r")
         assert b"42" in _read_until(leader, b"(1 row)")
         _prompt(leader)
-        os.write(leader, b"\x1b[A\r")  # Up: the last line again, not ^[[A in the query
+        _type(leader, b"\x1b[A", b"answer;")  # Up: the last line again, not ^[[A
+        os.write(leader, b"\r")
         again = _read_until(leader, b"(1 row)")
         assert b"42" in again and b"^[[A" not in again
         os.write(leader, b"\\q\r")

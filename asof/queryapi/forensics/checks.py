@@ -12,6 +12,7 @@ from collections.abc import Callable
 import attrs
 import duckdb
 
+from asof.eventlog.errors import LogError
 from asof.eventlog.recorder import Store
 from asof.projections.build import build_at
 from asof.projections.live import DatabaseRuntime
@@ -65,19 +66,25 @@ def _check_projection(target: CheckTarget, deep: bool) -> list[str]:
         head = rt.recorder.head()
     except Exception as exc:  # asof's errors, or a damaged log's own
         return [f"{label}: {exc}"]
-    applied = rt.stored_high_water()
+    try:
+        applied = rt.stored_high_water()
+    except duckdb.Error as exc:  # a cache: reported, and rebuilt when next opened
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [
+            f"{label}: projection {rt.projection_path} is damaged ({first}); it is rebuilt "
+            "from the log when the database is next opened"
+        ]
     out = []
-    if applied is not None and head is not None and applied > head.txn_id:
-        out.append(
-            f"{label}: projection holds transaction {applied} but the log ends at "
-            f"{head.txn_id}; delete {rt.projection_path} to rebuild it from the log"
-        )
-    if applied is not None and head is None and applied > 0:
-        out.append(f"{label}: projection holds transactions the empty log lacks")
+    last = head.txn_id if head is not None else 0
+    if applied is not None and applied > last:
+        try:  # the projection proves the log lost committed transactions
+            rt.recorder.require(applied, f"the projection {rt.projection_path}")
+        except LogError as exc:
+            out.append(f"{label}: {exc}")
     if deep and not out:
         try:
             out += _compare_with_rebuild(rt, label)
-        except (AsofError, duckdb.Error, OSError) as exc:
+        except (AsofError, LogError, duckdb.Error, OSError) as exc:
             out.append(f"{label}: cannot rebuild from the log: {exc}")
     return out
 
