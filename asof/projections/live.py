@@ -73,6 +73,11 @@ class DatabaseRuntime:
         self.allow_external_access = allow_external_access
         self.read_only = read_only
         self.write_lock = threading.Lock()
+        #: Held from a commit's timestamp until it is applied (never while a transaction
+        #: waits for its client): what `settle` waits for, instead of the write lock.
+        self.commit_lock = threading.RLock()
+        #: Why handles on this runtime no longer work (set when the database is dropped).
+        self.gone: str | None = None
         self.catalog_cache = CatalogCache()
         # (since_txn, tables) for AS OF views over row versions (projections/snapshots.py)
         self.version_tables: tuple[int, Any] | None = None
@@ -133,19 +138,22 @@ class DatabaseRuntime:
     def settle(self, micros: int) -> None:
         """Make `micros` a settled past: no commit in flight at or before it, none later.
 
-        A commit holds the write lock from its timestamp to its end, so taking the lock
-        once and moving the clock past `micros` leaves nothing that could still land there.
+        A commit holds the commit lock from taking its timestamp until it is in the log and
+        the projection, so taking that lock once and moving the clock past `micros` leaves
+        nothing that could still land there. An open write transaction holds only the write
+        lock while it waits for its client, so this never waits for one.
         """
         if micros < self.clock.last.physical:
             return
-        if not self.write_lock.acquire(timeout=self.lock_timeout):
+        if not self.commit_lock.acquire(timeout=self.lock_timeout):
             raise WriteLockTimeout(
-                f"database {self.name!r} has a long write transaction open; retry later"
+                f"database {self.name!r} has a commit in progress for more than "
+                f"{self.lock_timeout:g} s; retry later"
             )
         try:
             self.clock.observe(Timestamp(micros + 1, 0))
         finally:
-            self.write_lock.release()
+            self.commit_lock.release()
 
     def acquire_write_lock(self) -> None:
         """Take the write lock, or raise WriteLockTimeout after `lock_timeout`."""

@@ -141,12 +141,20 @@ class Cluster:
             return cls(MemoryStore(), allow_external_access=allow_external_access)
         from asof.eventlog.ipc import IpcStore
 
-        root = Path(path)
+        if not isinstance(path, (str, os.PathLike)) or (isinstance(path, str) and not path):
+            raise ProgrammingError(f"a cluster path is a directory name or None, not {path!r}")
         try:
+            root = Path(path)
             root.mkdir(parents=True, exist_ok=True)
+        except (OSError, ValueError, TypeError) as exc:
+            raise OperationalError(f"cannot create the data directory {path!r}: {exc}") from None
+        try:
+            lock = None if read_only else _ClusterLock(root)
         except OSError as exc:
-            raise OperationalError(f"cannot create the data directory {root}: {exc}") from None
-        lock = None if read_only else _ClusterLock(root)
+            raise OperationalError(
+                f"cannot open the data directory {root} for writing ({exc.strerror or exc}); "
+                "make it writable, or open it with read_only=True"
+            ) from None
         try:
             store = IpcStore(root)
             return cls(
@@ -271,6 +279,10 @@ class Cluster:
                     raise OperationalError(
                         f"database {name!r} has an open write transaction; retry later"
                     )
+                rt.gone = (
+                    f"database {name!r} was dropped; this handle no longer works (a database "
+                    "created under the same name needs a new handle)"
+                )
                 rt.close()
                 rt.write_lock.release()
             events = [self.catalog.drop_event(rec)]
