@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,8 @@ class DatabaseRuntime:
         #: Held from a commit's timestamp until it is applied (never while a transaction
         #: waits for its client): what `settle` waits for, instead of the write lock.
         self.commit_lock = threading.RLock()
+        self._deferred: list[Transaction] | None = None  # commits whose hooks wait for it
+        self._committer: int | None = None
         #: Why handles on this runtime no longer work (set when the database is dropped).
         self.gone: str | None = None
         self.catalog_cache = CatalogCache()
@@ -290,7 +293,28 @@ class DatabaseRuntime:
                 "read_only=True to write"
             )
 
+    @contextlib.contextmanager
+    def committing(self) -> Iterator[None]:
+        """Hold the commit lock around a commit; its hooks (a scheduled checkpoint, which
+        reads the projection) run after the lock is released, so they never hold up
+        `settle` or wait for the write lock while holding it."""
+        with self.commit_lock:
+            outer = self._deferred is None
+            if outer:
+                self._deferred, self._committer = [], threading.get_ident()
+            try:
+                yield
+            finally:
+                if outer:
+                    done, self._deferred, self._committer = self._deferred or [], None, None
+        if outer:
+            for txn in done:
+                self.after_commit(txn)
+
     def after_commit(self, txn: Transaction) -> None:
+        if self._deferred is not None and self._committer == threading.get_ident():
+            self._deferred.append(txn)
+            return
         for hook in self.commit_hooks:
             hook(self, txn)
 

@@ -147,7 +147,11 @@ class Cluster:
             root = Path(path)
             root.mkdir(parents=True, exist_ok=True)
         except (OSError, ValueError, TypeError) as exc:
-            raise OperationalError(f"cannot create the data directory {path!r}: {exc}") from None
+            why = getattr(exc, "strerror", None) or exc
+            raise OperationalError(
+                f"cannot create the data directory {os.fsdecode(path)}: {why}; make it "
+                "writable (read_only=True opens an existing one for reading)"
+            ) from None
         try:
             lock = None if read_only else _ClusterLock(root)
         except OSError as exc:
@@ -380,7 +384,7 @@ class Cluster:
         self._check_writable()
         try:
             parsed = parse_flag(name, value)
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: a name that cannot be a key
             known = ", ".join(sorted(self.catalog.settings.flags))
             raise ProgrammingError(f"unknown flag {name!r}; flags are: {known}") from None
         except ValueError as exc:
@@ -427,7 +431,7 @@ class Cluster:
 
     def delete_snapshot_schedule(self, schedule_id: str) -> None:
         self._check_writable()
-        if schedule_id not in self.catalog.settings.schedules:
+        if not isinstance(schedule_id, str) or schedule_id not in self.catalog.settings.schedules:
             raise ProgrammingError(
                 f"no snapshot schedule {schedule_id!r}; list them with list_snapshot_schedules()"
             )

@@ -87,7 +87,7 @@ class Result:
     def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ProgrammingError(f"fetchmany(size) takes a whole number >= 0, not {size!r}")
-        rows = self._rows(self._pos, self._pos + size)
+        rows = self._rows(self._pos, self._pos + min(size, self._table.num_rows))
         self._pos += len(rows)
         return rows
 

@@ -625,7 +625,10 @@ class Session:
         self._has_read = False
 
     def _begin(self) -> None:
-        self.rt.acquire_write_lock()
+        try:
+            self.rt.acquire_write_lock()
+        except BaseException as exc:
+            raise translate(exc) from None
         self._holding = True
         self._start_write()
 
@@ -688,7 +691,7 @@ class Session:
     def _commit_settled(self) -> None:
         """Commit under the commit lock: an AS OF at a time this commit could still take
         waits for it, and only for it (DatabaseRuntime.settle)."""
-        with self.rt.commit_lock:
+        with self.rt.committing():
             self._commit()
 
     def _commit(self) -> None:
