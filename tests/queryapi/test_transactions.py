@@ -225,6 +225,19 @@ def test_begin_takes_no_write_lock(target, begin, short_lock):
     assert rows(reader) == [(1, 0), (2, 20), (3, 30)]
 
 
+def test_the_snapshot_is_taken_at_the_first_read_and_then_stays(target):
+    cluster, name = target
+    a, b = cluster.database(name), cluster.database(name)
+    a.sql("BEGIN")
+    b.sql("INSERT INTO t VALUES (3, 30)")  # before a's first read: a sees it
+    assert rows(a) == [(1, 10), (2, 20), (3, 30)]
+    b.sql("INSERT INTO t VALUES (4, 40)")  # after it: a does not
+    b.sql("DELETE FROM t WHERE k = 1")
+    assert rows(a) == [(1, 10), (2, 20), (3, 30)]
+    a.sql("COMMIT")
+    assert rows(a) == [(2, 20), (3, 30), (4, 40)]
+
+
 def test_a_write_after_a_stale_read_is_a_serialization_failure(target):
     """The lost-update schedule: both read v, both write v + 1. The second writer's
     snapshot is stale at its first write, so it fails instead of overwriting."""

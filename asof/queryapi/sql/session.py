@@ -2,8 +2,8 @@
 
 Writes are serialised per database: a write transaction holds the database's write lock from
 its first write until COMMIT or ROLLBACK, so transactions are serializable and a commit never
-conflicts. BEGIN takes a DuckDB snapshot and no lock; the first write fails with
-SerializationError if anything committed since (transaction.py). Readers never take the
+conflicts. BEGIN takes no lock; the first read takes a DuckDB snapshot, and the first write
+fails with SerializationError if anything committed since (transaction.py). Readers never take the
 lock; DuckDB gives them a snapshot. Nothing becomes visible in the projection before its
 transaction is durable in the log.
 """
@@ -171,7 +171,7 @@ class Session:
 
     def close(self) -> None:
         with self._lock:
-            if self._holding or (self._explicit and self._failed is None):
+            if self._holding or self._has_read:
                 self._abort()
             self._end_explicit()
             try:
@@ -261,8 +261,8 @@ class Session:
         try:
             if not self._explicit:
                 self.rt.sync()
-            elif not self._holding:
-                self._has_read = True
+            elif not self._holding and not self._has_read:
+                self._open_snapshot()
             return Result.of(self.cur.sql(st.sql, params=params))
         except BaseException as exc:
             if self._explicit:
@@ -554,28 +554,35 @@ class Session:
             if control.verb == "commit":
                 raise txn_control.commit_of_failed(cause)
         elif control.verb == "commit":
+            reading = self._has_read
             self._end_explicit()
             if self._holding:
                 self._commit_settled()
-            else:
+            elif reading:
                 self._end_read()
         else:
+            opened = self._holding or self._has_read
             self._end_explicit()
-            self._abort()
+            if opened:
+                self._abort()
         return Result.empty()
 
     def _begin_explicit(self, *, read_only: bool) -> None:
-        """Open a transaction that reads a snapshot and holds no lock until it writes."""
-        try:
-            self.rt.sync()  # commits that returned before BEGIN are in its snapshot
-            self.cur.execute("BEGIN TRANSACTION")
-            info = applied(self.cur)  # reading the state pins DuckDB's snapshot here
-        except BaseException as exc:
-            self._end_read()
-            raise self._error(exc) from None
-        self._snapshot_txn = info.txn_id if info is not None else 0
+        """Open a transaction that holds no lock until it writes. Its snapshot is taken at
+        its first read, as PostgreSQL takes it at the first statement: a transaction that
+        starts by writing costs what an autocommit write does."""
         self._explicit = True
         self._read_only_txn = read_only
+        self._has_read = False
+
+    def _open_snapshot(self) -> None:
+        """Start the DuckDB read transaction the explicit transaction's reads share."""
+        self._use_current_projection()  # no DuckDB transaction is open on the cursor yet
+        self.rt.sync()  # commits that returned before this read are in the snapshot
+        self.cur.execute("BEGIN TRANSACTION")
+        self._has_read = True
+        info = applied(self.cur)  # reading the state pins DuckDB's snapshot here
+        self._snapshot_txn = info.txn_id if info is not None else 0
 
     def _first_write(self) -> None:
         """Take the write lock at the explicit transaction's first write.
@@ -591,9 +598,10 @@ class Session:
         try:
             head = self.rt.recorder.head()
             head_txn = head.txn_id if head is not None else 0
-            if self._has_read and head_txn != self._snapshot_txn:
-                raise txn_control.stale_snapshot(self._snapshot_txn, head_txn)
-            self._end_read()
+            if self._has_read:
+                if head_txn != self._snapshot_txn:
+                    raise txn_control.stale_snapshot(self._snapshot_txn, head_txn)
+                self._end_read()
         except BaseException:
             self.rt.write_lock.release()
             raise
@@ -769,6 +777,7 @@ class ReadOnlySession(Session):
         self._holding = False
         self._failed = None
         self._read_only_txn = False
+        self._has_read = False
 
     def _run(self, st: Statement, params: Any) -> Result:
         if st.type == "TRANSACTION":

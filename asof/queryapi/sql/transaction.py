@@ -4,9 +4,10 @@ The session (session.py) keeps one of three states, the ones a PostgreSQL client
 reports and a psql-like prompt shows:
 
 * idle: no transaction open; every statement commits on its own;
-* in transaction: after BEGIN. Reads see the snapshot taken at BEGIN; the write lock is
-  taken only at the first write, which fails with SerializationError if anything was
-  committed since the snapshot (the write could otherwise lose that update);
+* in transaction: after BEGIN. Reads see the snapshot taken at the first read; the write
+  lock is taken only at the first write, which fails with SerializationError if the
+  transaction read and anything was committed since its snapshot (the write could
+  otherwise lose that update);
 * failed: a statement inside the transaction failed. Its work is already rolled back and
   every statement but ROLLBACK is refused (COMMIT rolls back and says so), as in DuckDB
   and PostgreSQL.
@@ -99,7 +100,8 @@ def read_only_write(kind: str) -> ReadOnlyError:
 
 def stale_snapshot(snapshot_txn: int, head_txn: int) -> SerializationError:
     return SerializationError(
-        "could not serialize access: this transaction reads the snapshot taken at its BEGIN "
+        "could not serialize access: this transaction reads the snapshot taken at its first "
+        "read "
         f"(transaction {snapshot_txn}), and {head_txn - snapshot_txn} transaction(s) "
         "committed since, so its first write could overwrite what it did not see; ROLLBACK "
         "and retry the transaction (write first, or retry on SerializationError)"
