@@ -25,14 +25,17 @@ if TYPE_CHECKING:
         Database,
         DatabaseError,
         DataError,
+        InFailedTransactionError,
         IntegrityError,
         InterfaceError,
         InternalError,
+        NoActiveTransactionError,
         NotSupportedError,
         OperationalError,
         ProgrammingError,
         ReadOnlyError,
         Result,
+        SerializationError,
     )
 
 try:
@@ -61,11 +64,14 @@ __all__ = [
     "CorruptionError",
     "DatabaseError",
     "DataError",
+    "InFailedTransactionError",
     "IntegrityError",
     "InterfaceError",
     "InternalError",
+    "NoActiveTransactionError",
     "NotSupportedError",
     "OperationalError",
     "ProgrammingError",
     "ReadOnlyError",
+    "SerializationError",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,13 @@ class DatabaseRuntime:
         self.allow_external_access = allow_external_access
         self.read_only = read_only
         self.write_lock = threading.Lock()
+        #: Held from a commit's timestamp until it is applied (never while a transaction
+        #: waits for its client): what `settle` waits for, instead of the write lock.
+        self.commit_lock = threading.RLock()
+        self._deferred: list[Transaction] | None = None  # commits whose hooks wait for it
+        self._committer: int | None = None
+        #: Why handles on this runtime no longer work (set when the database is dropped).
+        self.gone: str | None = None
         self.catalog_cache = CatalogCache()
         # (since_txn, tables) for AS OF views over row versions (projections/snapshots.py)
         self.version_tables: tuple[int, Any] | None = None
@@ -133,19 +141,22 @@ class DatabaseRuntime:
     def settle(self, micros: int) -> None:
         """Make `micros` a settled past: no commit in flight at or before it, none later.
 
-        A commit holds the write lock from its timestamp to its end, so taking the lock
-        once and moving the clock past `micros` leaves nothing that could still land there.
+        A commit holds the commit lock from taking its timestamp until it is in the log and
+        the projection, so taking that lock once and moving the clock past `micros` leaves
+        nothing that could still land there. An open write transaction holds only the write
+        lock while it waits for its client, so this never waits for one.
         """
         if micros < self.clock.last.physical:
             return
-        if not self.write_lock.acquire(timeout=self.lock_timeout):
+        if not self.commit_lock.acquire(timeout=self.lock_timeout):
             raise WriteLockTimeout(
-                f"database {self.name!r} has a long write transaction open; retry later"
+                f"database {self.name!r} has a commit in progress for more than "
+                f"{self.lock_timeout:g} s; retry later"
             )
         try:
             self.clock.observe(Timestamp(micros + 1, 0))
         finally:
-            self.write_lock.release()
+            self.commit_lock.release()
 
     def acquire_write_lock(self) -> None:
         """Take the write lock, or raise WriteLockTimeout after `lock_timeout`."""
@@ -282,7 +293,28 @@ class DatabaseRuntime:
                 "read_only=True to write"
             )
 
+    @contextlib.contextmanager
+    def committing(self) -> Iterator[None]:
+        """Hold the commit lock around a commit; its hooks (a scheduled checkpoint, which
+        reads the projection) run after the lock is released, so they never hold up
+        `settle` or wait for the write lock while holding it."""
+        with self.commit_lock:
+            outer = self._deferred is None
+            if outer:
+                self._deferred, self._committer = [], threading.get_ident()
+            try:
+                yield
+            finally:
+                if outer:
+                    done, self._deferred, self._committer = self._deferred or [], None, None
+        if outer:
+            for txn in done:
+                self.after_commit(txn)
+
     def after_commit(self, txn: Transaction) -> None:
+        if self._deferred is not None and self._committer == threading.get_ident():
+            self._deferred.append(txn)
+            return
         for hook in self.commit_hooks:
             hook(self, txn)
 

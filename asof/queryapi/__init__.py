@@ -7,13 +7,16 @@ from asof.queryapi.errors import (
     CorruptionError,
     DatabaseError,
     DataError,
+    InFailedTransactionError,
     IntegrityError,
     InterfaceError,
     InternalError,
+    NoActiveTransactionError,
     NotSupportedError,
     OperationalError,
     ProgrammingError,
     ReadOnlyError,
+    SerializationError,
 )
 from asof.queryapi.result import Result
 
@@ -26,11 +29,14 @@ __all__ = [
     "CorruptionError",
     "DatabaseError",
     "DataError",
+    "InFailedTransactionError",
     "IntegrityError",
     "InterfaceError",
     "InternalError",
+    "NoActiveTransactionError",
     "NotSupportedError",
     "OperationalError",
     "ProgrammingError",
     "ReadOnlyError",
+    "SerializationError",
 ]

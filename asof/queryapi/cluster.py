@@ -145,15 +145,27 @@ class Cluster:
             return cls(MemoryStore(), allow_external_access=allow_external_access)
         from asof.eventlog.ipc import IpcStore
 
-        root = Path(path)
-        if read_only and not root.is_dir():
-            raise OperationalError(f"no cluster to open read-only: {root} is not a directory")
+        if not isinstance(path, (str, os.PathLike)) or (isinstance(path, str) and not path):
+            raise ProgrammingError(f"a cluster path is a directory name or None, not {path!r}")
         try:
+            root = Path(path)
+            if read_only and not root.is_dir():
+                raise OperationalError(f"no cluster to open read-only: {root} is not a directory")
             if not read_only:
                 root.mkdir(parents=True, exist_ok=True)
+        except (OSError, ValueError, TypeError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise OperationalError(
+                f"cannot create the data directory {os.fsdecode(path)}: {why}; make it "
+                "writable (read_only=True opens an existing one for reading)"
+            ) from None
+        try:
+            lock = None if read_only else _ClusterLock(root)
         except OSError as exc:
-            raise OperationalError(f"cannot create the data directory {root}: {exc}") from None
-        lock = None if read_only else _ClusterLock(root)
+            raise OperationalError(
+                f"cannot open the data directory {root} for writing ({exc.strerror or exc}); "
+                "make it writable, or open it with read_only=True"
+            ) from None
         try:
             store = IpcStore(root, read_only=read_only)
             return cls(
@@ -306,6 +318,10 @@ class Cluster:
                     raise OperationalError(
                         f"database {name!r} has an open write transaction; retry later"
                     )
+                rt.gone = (
+                    f"database {name!r} was dropped; this handle no longer works (a database "
+                    "created under the same name needs a new handle)"
+                )
                 rt.close()
                 rt.write_lock.release()
             events = [self.catalog.drop_event(rec)]
@@ -403,7 +419,7 @@ class Cluster:
         self._check_writable()
         try:
             parsed = parse_flag(name, value)
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: a name that cannot be a key
             known = ", ".join(sorted(self.catalog.settings.flags))
             raise ProgrammingError(f"unknown flag {name!r}; flags are: {known}") from None
         except ValueError as exc:
@@ -450,7 +466,7 @@ class Cluster:
 
     def delete_snapshot_schedule(self, schedule_id: str) -> None:
         self._check_writable()
-        if schedule_id not in self.catalog.settings.schedules:
+        if not isinstance(schedule_id, str) or schedule_id not in self.catalog.settings.schedules:
             raise ProgrammingError(
                 f"no snapshot schedule {schedule_id!r}; list them with list_snapshot_schedules()"
             )

@@ -52,16 +52,34 @@ class Database:
         through it so that they take part in the handle's transactions."""
         return self._live()
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether BEGIN opened a transaction that COMMIT or ROLLBACK has not ended yet
+        (also when it failed: then only ROLLBACK ends it)."""
+        return self._session is not None and self._session.in_transaction
+
+    @property
+    def transaction_status(self) -> str:
+        """ "idle", "in transaction" or "failed" (a statement in the transaction failed:
+        everything but ROLLBACK is refused), as a psql prompt or a wire server shows it."""
+        return "idle" if self._session is None else self._session.transaction_status
+
+    def _check(self) -> None:
+        """The cluster is open and this database was not dropped under the handle."""
+        self._ctx.check_open()
+        if self._rt.gone is not None:
+            raise ProgrammingError(self._rt.gone)
+
     def source(self) -> Source:
         """The live state and a new cursor on it, for diff and restore (close the cursor)."""
-        self._ctx.check_open()
+        self._check()
         try:
             return Source(self.name, self._rt, None, self._rt.cursor())
         except Exception as exc:
             raise translate(exc) from None
 
     def _live(self) -> Session | ReadOnlySession:
-        self._ctx.check_open()
+        self._check()
         if self._session is None:
             try:
                 _ = self._rt.projection
@@ -98,7 +116,7 @@ class Database:
         `rebuild=True` builds the state from the checkpoint and the log even when the live
         projection or a cached state holds it (to verify one against the other).
         """
-        self._ctx.check_open()
+        self._check()
         micros = to_micros(ts)
         self._ctx.check_window(self._rt, micros)
         try:
@@ -121,6 +139,7 @@ class Database:
         until: Any = None,
     ) -> pa.Table:
         """Every version of the rows of `table` (all tables ever so named), oldest first."""
+        self._check()
         return table_history(self._rt, table, where=where, since=since, until=until)
 
     @translating
@@ -128,6 +147,7 @@ class Database:
         self, since: Any = None, until: Any = None, table: str | None = None
     ) -> Iterator[Transaction]:
         """Committed transactions with since <= ts.physical <= until, oldest first."""
+        self._check()
         return hist.transactions(self._rt, since=since, until=until, table=table)
 
     @translating
@@ -135,6 +155,7 @@ class Database:
         self, since: Any = None, until: Any = None, table: str | None = None
     ) -> pa.Table:
         """One row per committed transaction (tables, row counts, DDL, SQL), oldest first."""
+        self._check()
         return hist.transaction_log(self._rt, since=since, until=until, table=table)
 
     @translating
@@ -142,6 +163,7 @@ class Database:
         self, since: Any, until: Any, step: Any = None, *, progress: bool | None = None
     ) -> Iterator[tuple[int, AsOf]]:
         """(ts, AS OF handle) pairs walking forward per transaction, or per `step`."""
+        self._check()
         return replay(
             self.name, self._rt.recorder, self.as_of, since, until, step, progress=progress
         )
@@ -149,6 +171,7 @@ class Database:
     @translating
     def timeline(self, table: str | None = None, out: Any = None) -> Any:
         """A matplotlib Figure of row events and DDL over time; saved as PNG to `out`."""
+        self._check()
         return timeline(self._rt, self._ctx.clones_of(self.id), table=table, out=out)
 
     def close(self) -> None:
@@ -221,7 +244,10 @@ class AsOf:
             raise InterfaceError("this AS OF handle is closed; call db.as_of(ts) again")
         try:
             return self._session.execute(query, params)
-        except AsofError:
+        except AsofError as err:
+            # A state of its own still reads after a drop; one on the live projection not.
+            if self._rt.gone is not None and "closed" in str(err).lower():
+                raise ProgrammingError(f"{self._rt.gone}; AS OF handles on it too") from None
             if not self._repair():
                 raise
         # The row versions it read moved on (a schema change since): the same state, built.

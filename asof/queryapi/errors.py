@@ -26,8 +26,37 @@ class ReadOnlyError(ProgrammingError):
     """A write was attempted through a read-only handle (AS OF, a read-only cluster)."""
 
 
+class NoActiveTransactionError(ProgrammingError):
+    """COMMIT or ROLLBACK with no transaction open (as DuckDB refuses them; PostgreSQL only
+    warns, SQLSTATE 25P01, so a PostgreSQL front end may turn this into a warning)."""
+
+    sqlstate = "25P01"
+
+
+class InFailedTransactionError(ProgrammingError):
+    """A statement was sent inside a transaction that already failed (SQLSTATE 25P02).
+
+    Nothing of the transaction will be committed; only ROLLBACK ends it. `rolled_back` is
+    True when the refused statement was the COMMIT itself: the transaction was then rolled
+    back and the session is idle again (PostgreSQL answers such a COMMIT with ROLLBACK).
+    """
+
+    sqlstate = "25P02"
+
+    def __init__(self, message: str, *, rolled_back: bool = False) -> None:
+        super().__init__(message)
+        self.rolled_back = rolled_back
+
+
 class OperationalError(DatabaseError):
     """I/O failed, a lock could not be taken, or the cluster is busy."""
+
+
+class SerializationError(OperationalError):
+    """The transaction read a snapshot that another commit has since made stale, and its
+    first write could lose that commit's update (SQLSTATE 40001); retry the transaction."""
+
+    sqlstate = "40001"
 
 
 class CorruptionError(OperationalError):
@@ -56,7 +85,10 @@ __all__ = [
     "DatabaseError",
     "ProgrammingError",
     "ReadOnlyError",
+    "NoActiveTransactionError",
+    "InFailedTransactionError",
     "OperationalError",
+    "SerializationError",
     "CorruptionError",
     "DataError",
     "IntegrityError",

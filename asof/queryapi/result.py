@@ -10,6 +10,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from asof.queryapi.errors import DataError, ProgrammingError
+
 
 class Result:
     """A materialised result: rows as Arrow, with DB-API style fetch methods on top."""
@@ -58,13 +60,23 @@ class Result:
         return self._table
 
     def df(self):
-        return self._table.to_pandas()
+        try:
+            return self._table.to_pandas()
+        except (OverflowError, ValueError, NotImplementedError, pa.ArrowException) as exc:
+            raise _unconvertible(self._table.schema, None, exc, "pandas") from None
 
     def _rows(self, start: int, stop: int) -> list[tuple[Any, ...]]:
         part = self._table.slice(start, max(0, stop - start))
-        cols = [c.to_pylist() for c in part.columns]
-        for i, convert in self._convert.items():
-            cols[i] = [None if v is None else convert(v) for v in cols[i]]
+        cols = []
+        for i, column in enumerate(part.columns):
+            try:
+                values = column.to_pylist()
+                convert = self._convert.get(i)
+                if convert is not None:
+                    values = [None if v is None else convert(v) for v in values]
+            except (OverflowError, ValueError, pa.ArrowException) as exc:
+                raise _unconvertible(part.schema, i, exc, "Python") from None
+            cols.append(values)
         return list(zip(*cols, strict=True)) if cols else []
 
     def fetchall(self) -> list[tuple[Any, ...]]:
@@ -73,7 +85,9 @@ class Result:
         return rows
 
     def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
-        rows = self._rows(self._pos, self._pos + size)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ProgrammingError(f"fetchmany(size) takes a whole number >= 0, not {size!r}")
+        rows = self._rows(self._pos, self._pos + min(size, self._table.num_rows))
         self._pos += len(rows)
         return rows
 
@@ -90,6 +104,21 @@ class Result:
 
     def __repr__(self) -> str:
         return f"<Result {self._table.num_rows} rows × {self._table.num_columns} columns>"
+
+
+def _unconvertible(schema: pa.Schema, index: int | None, exc: BaseException, to: str) -> DataError:
+    """A value DuckDB holds but Python or pandas cannot: infinite or far dates and
+    timestamps, intervals beyond timedelta's range."""
+    where = (
+        f"column {schema.names[index]!r} ({schema.types[index]})"
+        if index is not None
+        else "a column"
+    )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(
+        f"{where} holds a value {to} cannot represent ({first}), such as 'infinity'::DATE or "
+        "a year past 9999; fetch it as text with CAST(... AS VARCHAR), or read .arrow()"
+    )
 
 
 def _interval(v: Any) -> datetime.timedelta:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from asof import Cluster, OperationalError, ReadOnlyError
+from asof import Cluster, OperationalError, ReadOnlyError, SerializationError
 from support import head_ts, tick
 
 
@@ -26,11 +26,17 @@ def test_no_lost_updates(cluster):
         for i in range(per_thread):
             if i % 2:
                 db.sql("UPDATE c SET v = v + 1 WHERE id = 1")
-            else:
-                db.sql("BEGIN")
-                (v,) = db.sql("SELECT v FROM c WHERE id = 1").fetchone()
-                db.sql("UPDATE c SET v = ? WHERE id = 1", [v + 1])
-                db.sql("COMMIT")
+            else:  # read, then write what was read: retried when another commit came between
+                while True:
+                    db.sql("BEGIN")
+                    (v,) = db.sql("SELECT v FROM c WHERE id = 1").fetchone()
+                    try:
+                        db.sql("UPDATE c SET v = ? WHERE id = 1", [v + 1])
+                    except SerializationError:
+                        db.sql("ROLLBACK")
+                        continue
+                    db.sql("COMMIT")
+                    break
 
     ts = [threading.Thread(target=work) for _ in range(threads)]
     for t in ts:

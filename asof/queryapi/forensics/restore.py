@@ -168,6 +168,7 @@ def _write(
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
     into.sql("BEGIN")
     try:
+        session.write_now()  # the write lock first: the batches are registered on its cursor
         exists = session.find_table(name) is not None
         if mode == "create":
             if exists:

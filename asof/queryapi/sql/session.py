@@ -1,9 +1,11 @@
 """A session runs a user's statements against one database and turns writes into events.
 
 Writes are serialised per database: a write transaction holds the database's write lock from
-its first write (or its BEGIN) until COMMIT or ROLLBACK, so transactions are serializable and
-a commit never conflicts. Readers never take the lock; DuckDB gives them a snapshot. Nothing
-becomes visible in the projection before its transaction is durable in the log.
+its first write until COMMIT or ROLLBACK, so transactions are serializable and a commit never
+conflicts. BEGIN takes no lock; the first read takes a DuckDB snapshot, and the first write
+fails with SerializationError if anything committed since (transaction.py). Readers never take the
+lock; DuckDB gives them a snapshot. Nothing becomes visible in the projection before its
+transaction is durable in the log.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import pyarrow.compute as pc
 from asof.eventlog.errors import LogError
 from asof.eventlog.events import Event, RowOp, RowValues
 from asof.projections import kinds, versions
-from asof.projections.apply import apply_event, sequence_values, set_applied, set_applied_sql
+from asof.projections.apply import (
+    applied,
+    apply_event,
+    sequence_values,
+    set_applied,
+    set_applied_sql,
+)
 from asof.projections.build import damaged_bases
 from asof.projections.lazy import lazy_ids, materialize
 from asof.projections.naming import (
@@ -41,6 +49,7 @@ from asof.queryapi.errors import (
 )
 from asof.queryapi.result import Result
 from asof.queryapi.sql import bulkinsert, ddl, fastinsert
+from asof.queryapi.sql import transaction as txn_control
 from asof.queryapi.sql.coalesce import coalesce
 from asof.queryapi.sql.dml import DmlPlan, TableInfo, plan_dml
 from asof.queryapi.sql.statements import Name, Statement, find_kw, split
@@ -66,8 +75,12 @@ class Session:
         self.cur = runtime.projection.cursor()
         self._generation = runtime.generation
         self._lock = threading.RLock()
-        self._explicit = False
+        self._explicit = False  # BEGIN ran and no COMMIT or ROLLBACK yet (failed or not)
         self._holding = False
+        self._failed: str | None = None  # why the open transaction failed
+        self._read_only_txn = False  # BEGIN ... READ ONLY
+        self._snapshot_txn = 0  # the last transaction the explicit transaction's snapshot holds
+        self._has_read = False  # the explicit transaction read its snapshot before writing
         self._events: list[Event] = []
         self._sql: list[str] = []
         self._seq_before: dict[str, int | None] = {}
@@ -80,6 +93,8 @@ class Session:
         if not isinstance(sql, str):
             raise ProgrammingError("SQL must be a string")
         with self._lock:
+            if self.rt is not None and self.rt.gone is not None:
+                raise ProgrammingError(self.rt.gone)
             stmts = split(sql)
             self._follow_projection()
             if (
@@ -98,15 +113,36 @@ class Session:
                 raise ProgrammingError(
                     "parameters can be passed with a single statement only; split the string"
                 )
-            result = Result.empty()
-            for st in stmts:
-                result = self._run(st, params)
-            return result
+            if len(stmts) == 1:
+                return self._run(stmts[0], params)
+            return self._run_batch(stmts)
+
+    def _run_batch(self, stmts: list[Statement]) -> Result:
+        """Run a multi-statement string one statement at a time, as DuckDB does: each
+        outside BEGIN ... COMMIT commits on its own. A failure names the statement, what
+        took effect before it and what did not run."""
+        result = Result.empty()
+        committed: list[int] = []
+        pending: list[int] = []  # in the open transaction
+        for i, st in enumerate(stmts, start=1):
+            try:
+                result = self._run(st, None)
+            except AsofError as exc:
+                raise txn_control.describe_batch(
+                    exc, i, len(stmts), committed, pending, still_open=self._explicit
+                ) from None
+            pending.append(i)
+            if not self._explicit:
+                rolled_back = st.type == "TRANSACTION" and st.kw(0) in ("ROLLBACK", "ABORT")
+                if not rolled_back:
+                    committed.extend(pending)
+                pending = []
+        return result
 
     def _follow_projection(self) -> None:
         """Move to the runtime's current projection if it was replaced (a hosted clone state
-        promoted to its file); never inside a transaction, which holds the write lock."""
-        if self.rt is not None and not self._holding:
+        promoted to its file); never inside a transaction, which reads its snapshot there."""
+        if self.rt is not None and not self._explicit and not self._holding:
             self._use_current_projection()
 
     def _use_current_projection(self) -> None:
@@ -123,13 +159,21 @@ class Session:
 
     @property
     def in_transaction(self) -> bool:
+        """A transaction is open (failed or not): only COMMIT or ROLLBACK end it."""
         return self._explicit
+
+    @property
+    def transaction_status(self) -> str:
+        """ "idle", "in transaction" or "failed" (transaction.py)."""
+        if not self._explicit:
+            return txn_control.IDLE
+        return txn_control.FAILED if self._failed is not None else txn_control.IN_TRANSACTION
 
     def close(self) -> None:
         with self._lock:
-            if self._holding:
+            if self._holding or self._has_read:
                 self._abort()
-            self._explicit = False
+            self._end_explicit()
             try:
                 self.cur.close()
             except duckdb.Error:
@@ -140,30 +184,55 @@ class Session:
     rewriter: Callable[[Session, Statement], AbstractContextManager[Statement]] | None = None
 
     def _run(self, st: Statement, params: Any) -> Result:
-        if self.rewriter is not None and st.type != "TRANSACTION":
-            with self.rewriter(self, st) as rewritten:
-                return self._run_statement(rewritten, params)
-        return self._run_statement(st, params)
-
-    def _run_statement(self, st: Statement, params: Any) -> Result:
         if st.type == "TRANSACTION":
             return self._transaction_control(st)
+        if self._failed is not None:
+            raise txn_control.refused_in_failed(self._failed)
+        try:
+            if self.rewriter is not None:
+                with self.rewriter(self, st) as rewritten:
+                    return self._run_statement(rewritten, params)
+            return self._run_statement(st, params)
+        except AsofError as exc:
+            if self._explicit and self._failed is None:  # any error fails the transaction
+                raise self._fail(exc) from None
+            raise
+
+    def _run_statement(self, st: Statement, params: Any) -> Result:
         if st.type in READ_TYPES and not self._calls_nextval(st):
             return self._read(st, params)
-        self._check_allowed(st)
         autocommit = not self._explicit
         if autocommit:
+            self._check_allowed(st)
             self._begin()
+        else:
+            try:
+                self._check_allowed(st)
+                if self._read_only_txn:
+                    raise txn_control.read_only_write(st.type)
+                if not self._holding:
+                    self._first_write()
+            except BaseException as exc:
+                raise self._fail(exc) from None
         try:
             result = self._write(st, params)
             self._sql.append(st.sql)
         except BaseException as exc:
+            if not autocommit:
+                raise self._fail(exc) from None
             self._abort()
-            self._explicit = False
-            raise self._error(exc, rolled_back=not autocommit) from None
+            raise self._error(exc) from None
         if autocommit:
-            self._commit()
+            self._commit_settled()
         return result
+
+    def _fail(self, exc: BaseException) -> AsofError:
+        """Roll back what the explicit transaction did and leave it failed: every later
+        statement but ROLLBACK (or COMMIT, which rolls back) is refused."""
+        self._abort()
+        err = self._error(exc)
+        self._failed = str(err)
+        return txn_control.with_message(err, f"{err}{txn_control.failed_tail()}")
 
     def _check_allowed(self, st: Statement) -> None:
         if st.type == "SET" and any(t.text.lower() == versions.TXN_VARIABLE for t in st.tokens):
@@ -192,12 +261,12 @@ class Session:
         try:
             if not self._explicit:
                 self.rt.sync()
+            elif not self._holding and not self._has_read:
+                self._open_snapshot()
             return Result.of(self.cur.sql(st.sql, params=params))
         except BaseException as exc:
             if self._explicit:
-                self._abort()
-                self._explicit = False
-                raise self._error(exc, rolled_back=True) from None
+                raise self._fail(exc) from None
             raise self._error(exc) from None
 
     def _error(self, exc: BaseException, *, rolled_back: bool = False) -> AsofError:
@@ -418,18 +487,19 @@ class Session:
             if found is None:
                 return None
             info, row, keys = found
-            try:
-                txn = self.recorder.append(
-                    [Event(kinds.ROWS, info.table_id, info.version, None, row)],
-                    ts=rt.clock.now(),
-                    sql=st.sql,
-                )
-            except BaseException as exc:
-                raise translate(exc, rolled_back=True) from None
-            rt.next_row_id += 1
-            rt.pending.append((info.table_id, row, txn.txn_id))
-            rt.keys.add(info.table_id, keys)
-            rt.pending_last = txn.info
+            with rt.commit_lock:
+                try:
+                    txn = self.recorder.append(
+                        [Event(kinds.ROWS, info.table_id, info.version, None, row)],
+                        ts=rt.clock.now(),
+                        sql=st.sql,
+                    )
+                except BaseException as exc:
+                    raise translate(exc, rolled_back=True) from None
+                rt.next_row_id += 1
+                rt.pending.append((info.table_id, row, txn.txn_id))
+                rt.keys.add(info.table_id, keys)
+                rt.pending_last = txn.info
             if len(rt.pending) >= rt.pending_limit:
                 rt.flush()
         finally:
@@ -468,27 +538,110 @@ class Session:
 
     # -------------------------------------------------------- transactions
     def _transaction_control(self, st: Statement) -> Result:
-        word = st.kw(0)
-        if word in ("BEGIN", "START"):
+        control = txn_control.parse_control(st)
+        if control.verb == "begin":
+            if self._failed is not None:
+                raise txn_control.refused_in_failed(self._failed)
             if self._explicit:
-                raise ProgrammingError("a transaction is already open; COMMIT or ROLLBACK it first")
-            self._begin()
-            self._explicit = True
-        elif word in ("COMMIT", "END"):
-            if self._explicit:
-                self._explicit = False
-                self._commit()
-        elif word in ("ROLLBACK", "ABORT"):
-            if self._explicit:
-                self._explicit = False
-                self._abort()
+                self._fail(txn_control.already_open())
+                raise txn_control.already_open()
+            self._begin_explicit(read_only=control.read_only)
+        elif not self._explicit:
+            raise txn_control.no_transaction(control.verb)
+        elif self._failed is not None:
+            cause = self._failed
+            self._end_explicit()
+            if control.verb == "commit":
+                raise txn_control.commit_of_failed(cause)
+        elif control.verb == "commit":
+            reading = self._has_read
+            self._end_explicit()
+            if self._holding:
+                self._commit_settled()
+            elif reading:
+                self._end_read()
         else:
-            raise NotSupportedError(f"transaction statement {word} is not supported")
+            opened = self._holding or self._has_read
+            self._end_explicit()
+            if opened:
+                self._abort()
         return Result.empty()
 
-    def _begin(self) -> None:
+    def _begin_explicit(self, *, read_only: bool) -> None:
+        """Open a transaction that holds no lock until it writes. Its snapshot is taken at
+        its first read, as PostgreSQL takes it at the first statement: a transaction that
+        starts by writing costs what an autocommit write does."""
+        self._explicit = True
+        self._read_only_txn = read_only
+        self._has_read = False
+
+    def _open_snapshot(self) -> None:
+        """Start the DuckDB read transaction the explicit transaction's reads share."""
+        self._use_current_projection()  # no DuckDB transaction is open on the cursor yet
+        self.rt.sync()  # commits that returned before this read are in the snapshot
+        self.cur.execute("BEGIN TRANSACTION")
+        self._has_read = True
+        info = applied(self.cur)  # reading the state pins DuckDB's snapshot here
+        self._snapshot_txn = info.txn_id if info is not None else 0
+
+    def _first_write(self) -> None:
+        """Take the write lock at the explicit transaction's first write.
+
+        The transaction's reads saw its snapshot. If nothing was committed since (the log's
+        head is still the snapshot's last transaction), the state under the lock is the one
+        it read, and the write goes on in a new DuckDB transaction over the same state. If
+        something was committed, the write could be based on rows that changed: refuse it
+        (SerializationError) rather than lose an update. A transaction that has not read
+        yet has nothing stale: it just moves to the latest state.
+        """
         self.rt.acquire_write_lock()
+        try:
+            head = self.rt.recorder.head()
+            head_txn = head.txn_id if head is not None else 0
+            if self._has_read:
+                if head_txn != self._snapshot_txn:
+                    raise txn_control.stale_snapshot(self._snapshot_txn, head_txn)
+                self._end_read()
+        except BaseException:
+            self.rt.write_lock.release()
+            raise
         self._holding = True
+        self._start_write()
+
+    def write_now(self) -> None:
+        """Take the write lock for the open transaction before its first write (restores
+        register Arrow tables on the cursor, which the first write may replace)."""
+        with self._lock:
+            if not self._explicit or self._failed is not None or self._holding:
+                return
+            try:
+                self._first_write()
+            except BaseException as exc:
+                raise self._fail(exc) from None
+
+    def _end_read(self) -> None:
+        """End the DuckDB transaction of an explicit transaction that has not written."""
+        try:
+            self.cur.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+
+    def _end_explicit(self) -> None:
+        self._explicit = False
+        self._failed = None
+        self._read_only_txn = False
+        self._has_read = False
+
+    def _begin(self) -> None:
+        try:
+            self.rt.acquire_write_lock()
+        except BaseException as exc:
+            raise translate(exc) from None
+        self._holding = True
+        self._start_write()
+
+    def _start_write(self) -> None:
+        """Start the DuckDB write transaction; the caller holds the write lock."""
         try:
             self.rt.check_writable()
             self.rt.flush()
@@ -513,12 +666,14 @@ class Session:
         except duckdb.Error:
             pass
         self._end_versions()
-        self.rt.catalog_cache.clear()
+        if self._holding:  # only writers use the cache
+            self.rt.catalog_cache.clear()
         self._events = []
         self._sql = []
         try:
             if self._holding:
-                self._log_sequence_advance()
+                with self.rt.commit_lock:
+                    self._log_sequence_advance()
         finally:
             self._release()
 
@@ -540,6 +695,12 @@ class Session:
         if self._holding:
             self._holding = False
             self.rt.write_lock.release()
+
+    def _commit_settled(self) -> None:
+        """Commit under the commit lock: an AS OF at a time this commit could still take
+        waits for it, and only for it (DatabaseRuntime.settle)."""
+        with self.rt.committing():
+            self._commit()
 
     def _commit(self) -> None:
         try:
@@ -614,14 +775,57 @@ class ReadOnlySession(Session):
         self._lock = threading.RLock()
         self._explicit = False
         self._holding = False
+        self._failed = None
+        self._read_only_txn = False
+        self._has_read = False
 
     def _run(self, st: Statement, params: Any) -> Result:
-        if st.type in READ_TYPES and not self._calls_nextval(st):
+        if st.type == "TRANSACTION":
+            return self._transaction_control(st)
+        if self._failed is not None:
+            raise txn_control.refused_in_failed(self._failed)
+        try:
+            if st.type in READ_TYPES and not self._calls_nextval(st):
+                try:
+                    return Result.of(self.cur.sql(st.sql, params=params))
+                except BaseException as exc:
+                    raise self._error(exc) from None
+            raise ReadOnlyError(f"{st.type} is not allowed: {self._why}")
+        except AsofError as err:
+            if self._explicit:  # the same states as a live session, over a state that stays
+                self._failed = str(err)
+                raise txn_control.with_message(err, f"{err}{txn_control.failed_tail()}") from None
+            raise
+
+    def write_now(self) -> None:
+        raise ReadOnlyError(f"writing is not allowed: {self._why}")
+
+    def _transaction_control(self, st: Statement) -> Result:
+        """BEGIN/COMMIT/ROLLBACK over a state that never changes: only the states move."""
+        control = txn_control.parse_control(st)
+        if control.verb == "begin":
+            if self._failed is not None:
+                raise txn_control.refused_in_failed(self._failed)
+            if self._explicit:
+                self._failed = "BEGIN inside a transaction"
+                raise txn_control.already_open()
+            self._explicit = True
+        elif not self._explicit:
+            raise txn_control.no_transaction(control.verb)
+        else:
+            cause = self._failed
+            self._end_explicit()
+            if cause is not None and control.verb == "commit":
+                raise txn_control.commit_of_failed(cause)
+        return Result.empty()
+
+    def close(self) -> None:
+        with self._lock:
+            self._end_explicit()
             try:
-                return Result.of(self.cur.sql(st.sql, params=params))
-            except BaseException as exc:
-                raise self._error(exc) from None
-        raise ReadOnlyError(f"{st.type} is not allowed: {self._why}")
+                self.cur.close()
+            except duckdb.Error:
+                pass
 
 
 def _arrow(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:

@@ -202,6 +202,8 @@ def _evaluate_time(expr: str) -> int:
         ) from None
     finally:
         con.close()
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)  # SQL's zone-less TIMESTAMP is UTC here
     if isinstance(value, dt.datetime | int | Decimal):
         return to_micros(value)
     if isinstance(value, float) and value.is_integer():

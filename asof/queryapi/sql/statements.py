@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import attrs
 import duckdb
 
-from asof.queryapi.errors import ProgrammingError
+from asof.queryapi.errors import NotSupportedError, ProgrammingError
 
 
 @attrs.frozen
@@ -82,7 +82,11 @@ def _split(sql: str) -> tuple[Statement, ...]:
             continue
         named = frozenset(getattr(st, "named_parameters", ()) or ())
         toks = tokenize(text)
-        kind = st.type.name
+        try:
+            kind = st.type.name
+        except ValueError:  # a statement type this DuckDB client has no name for
+            words = " ".join(t.upper for t in toks[:2])
+            raise NotSupportedError(f"{words} statements are not supported by asof") from None
         if kind == "EXPLAIN" and _explains_a_write(text, toks):
             # EXPLAIN ANALYZE runs its statement: a write would bypass the log.
             kind = "EXPLAIN_ANALYZE_WRITE"
