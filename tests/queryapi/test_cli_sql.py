@@ -268,6 +268,8 @@ def test_the_prompt_shows_an_open_transaction(data: Path) -> None:
         shell.run("BEGIN;")
         assert shell.prompt(False) == "production_db=*# "
         assert shell.prompt(True) == "production_db-# "
+        shell.run("SELECT * FROM nope;")
+        assert shell.prompt(False) == "production_db=!# "
         shell.run("ROLLBACK;")
         assert shell.prompt(False) == "production_db=# "
 

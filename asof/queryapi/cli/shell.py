@@ -80,18 +80,20 @@ class Shell:
         return self.db.name if self.db is not None else "asof"
 
     def prompt(self, continuing: bool) -> str:
+        """psql's prompt: `=` ready, `-` inside a statement, then `*` inside a transaction
+        and `!` inside a failed one."""
         state = "-" if continuing else "="
-        if not continuing and self._transaction_open():
-            state += "*"
+        if not continuing:
+            state += {"in transaction": "*", "failed": "!"}.get(self._transaction_status(), "")
         return f"{self.name}{state}# "
 
-    def _transaction_open(self) -> bool:
+    def _transaction_status(self) -> str:
         if self.db is None:
-            return False
+            return "idle"
         try:
-            return bool(getattr(self.db.session, "in_transaction", False))
+            return str(getattr(self.db, "transaction_status", "idle"))
         except AsofError:
-            return False
+            return "idle"
 
     # ------------------------------------------------------------ the loop
     def loop(self, stream: TextIO) -> bool:
