@@ -21,10 +21,13 @@ if TYPE_CHECKING:
         AsOf,
         AsofError,
         Cluster,
+        Connection,
         CorruptionError,
+        Cursor,
         Database,
         DatabaseError,
         DataError,
+        Error,
         InFailedTransactionError,
         IntegrityError,
         InterfaceError,
@@ -36,6 +39,11 @@ if TYPE_CHECKING:
         ReadOnlyError,
         Result,
         SerializationError,
+        Warning,
+        apilevel,
+        connect,
+        paramstyle,
+        threadsafety,
     )
 
 try:
@@ -56,6 +64,14 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "__version__",
+    "connect",
+    "Connection",
+    "Cursor",
+    "Error",
+    "Warning",
+    "apilevel",
+    "paramstyle",
+    "threadsafety",
     "Cluster",
     "Database",
     "AsOf",

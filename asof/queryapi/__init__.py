@@ -2,6 +2,16 @@
 
 from asof.queryapi.cluster import Cluster
 from asof.queryapi.database import AsOf, Database
+from asof.queryapi.dbapi import (
+    Connection,
+    Cursor,
+    Error,
+    Warning,
+    apilevel,
+    connect,
+    paramstyle,
+    threadsafety,
+)
 from asof.queryapi.errors import (
     AsofError,
     CorruptionError,
@@ -21,6 +31,14 @@ from asof.queryapi.errors import (
 from asof.queryapi.result import Result
 
 __all__ = [
+    "connect",
+    "Connection",
+    "Cursor",
+    "Error",
+    "Warning",
+    "apilevel",
+    "paramstyle",
+    "threadsafety",
     "Cluster",
     "Database",
     "AsOf",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import duckdb
@@ -109,6 +110,53 @@ class Database:
         return self._live().execute(query, params)
 
     execute = sql
+
+    def executemany(self, query: str, params: Iterable[Any]) -> Result:
+        """Run one statement once per parameter set, as one transaction (inside the open
+        transaction, if there is one): all of them commit, or none does. Returns the total
+        affected-row count for DML."""
+        if is_cluster_statement(query):
+            raise ProgrammingError("CREATE/DROP DATABASE take no parameters; use sql()")
+        own = not self.in_transaction
+        if own:
+            self.sql("BEGIN")
+        total, counted = 0, True
+        try:
+            for row in params:
+                result = self.sql(query, row)
+                if result.columns == ["Count"] and result.rowcount >= 0:
+                    total += result.rowcount
+                else:
+                    counted = False
+            if own:
+                self.sql("COMMIT")
+        except BaseException:
+            if own and self.in_transaction:
+                self.sql("ROLLBACK")
+            raise
+        return Result.count(total) if counted else Result.empty()
+
+    def begin(self) -> None:
+        """BEGIN: start a transaction on this handle's session."""
+        self.sql("BEGIN")
+
+    def commit(self) -> None:
+        self.sql("COMMIT")
+
+    def rollback(self) -> None:
+        self.sql("ROLLBACK")
+
+    @contextlib.contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Database]:
+        """`with db.transaction():` commits when the block ends, rolls back if it raises."""
+        self.sql("BEGIN TRANSACTION READ ONLY" if read_only else "BEGIN")
+        try:
+            yield self
+        except BaseException:
+            if self.in_transaction:
+                self.sql("ROLLBACK")
+            raise
+        self.sql("COMMIT")
 
     def as_of(self, ts: Any, *, rebuild: bool = False) -> AsOf:
         """A read-only handle on this database as it was at `ts` (Unix µs).
