@@ -84,6 +84,10 @@ class Server:
         self._stopping.wait()
         for s in self._listeners:
             try:
+                s.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept()
+            except OSError:
+                pass
+            try:
                 s.close()
             except OSError:
                 pass

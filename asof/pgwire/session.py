@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import secrets
 import socket
+import sys
 import threading
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -221,7 +223,10 @@ class Connection:
                 raise m.ProtocolViolation(f"invalid frontend message type {kind[0]}")
             try:
                 handler(self, body)
-            except PgError as err:
+            except (m.ClientGone, m.ProtocolViolation):
+                raise
+            except Exception as exc:  # a bug must cost the statement, not the connection
+                err = exc if isinstance(exc, PgError) else _internal(exc)
                 self.send_error(err)
                 if kind == b"Q":
                     self._ready()
@@ -385,6 +390,10 @@ class Connection:
             piece = portal.prepared.piece
             if piece is None:
                 portal.outcome = Outcome(empty=True)
+            elif piece.first == "COPY":
+                from asof.pgwire.copy import run_copy
+
+                portal.outcome = Outcome(run_copy(self, piece))
             else:
                 assert self.executor is not None
                 portal.outcome = self.executor.run(piece, portal.params)
@@ -408,6 +417,10 @@ class Connection:
         if what != b"P":
             raise m.ProtocolViolation("invalid DESCRIBE message subtype")
         portal = self._portal(name)
+        piece = portal.prepared.piece
+        if piece is not None and piece.first == "COPY":
+            self.send(m.NO_DATA)
+            return
         outcome = self._run_portal(portal)
         if outcome.result is None:
             self.send(m.NO_DATA)
@@ -488,6 +501,11 @@ class Connection:
         b"S": _sync,
         b"H": _flush,
     }
+
+
+def _internal(exc: BaseException) -> PgError:
+    traceback.print_exception(exc, file=sys.stderr)
+    return PgError("XX000", f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _format(formats: list[int], i: int) -> int:

@@ -391,16 +391,20 @@ def data_rows(columns: list[pa.Array]) -> bytes:
         data = (
             np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, np.uint8)
         )
+        first, last = int(offsets[0]), int(offsets[-1])
         lengths = np.diff(offsets)
+        src = data[first:last]
         if arr.null_count:
             valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False))
             field_len = np.where(valid, lengths, -1)
+            if np.any(lengths[~valid]):  # a NULL may still own bytes in the buffer
+                src = src[np.repeat(valid, lengths)]
             lengths = np.where(valid, lengths, 0)
         else:
             field_len = lengths
-        parts.append((offsets, data, lengths, field_len))
+        parts.append((src, lengths, field_len))
     ncols = len(columns)
-    row_len = 4 + 2 + sum(4 + p[2] for p in parts)
+    row_len = 4 + 2 + sum(4 + p[1] for p in parts)
     total = row_len + 1
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(total[:-1], out=starts[1:])
@@ -409,13 +413,14 @@ def data_rows(columns: list[pa.Array]) -> bytes:
     _put(out, starts + 1, row_len.astype(">i4"))
     _put(out, starts + 5, np.full(n, ncols, dtype=">i2"))
     pos = starts + 7
-    for offsets, data, lengths, field_len in parts:
+    for src, lengths, field_len in parts:
         _put(out, pos, field_len.astype(">i4"))
         pos = pos + 4
-        first, last = int(offsets[0]), int(offsets[-1])
-        if last > first:
-            dest = np.arange(first, last, dtype=np.int64) + np.repeat(pos - offsets[:-1], lengths)
-            out[dest] = data[first:last]
+        if len(src):
+            begin = np.zeros(n, dtype=np.int64)
+            np.cumsum(lengths[:-1], out=begin[1:])
+            dest = np.arange(len(src), dtype=np.int64) + np.repeat(pos - begin, lengths)
+            out[dest] = src
         pos = pos + lengths
     return out.tobytes()
 
