@@ -17,11 +17,18 @@ import attrs
 import pyarrow as pa
 
 from asof.pgwire import colnames
-from asof.pgwire.errors import IN_FAILED_TRANSACTION, PgError, cancelled, from_asof
+from asof.pgwire.errors import (
+    IN_FAILED_TRANSACTION,
+    SERIALIZATION_FAILURE,
+    PgError,
+    cancelled,
+    from_asof,
+)
 from asof.queryapi import Cluster, Database, Result
 from asof.queryapi.errors import AsofError
 from asof.queryapi.sql.cluster_sql import is_cluster_statement
 from asof.queryapi.sql.statements import Statement, split, tokenize
+from asof.queryapi.translate import translate
 
 SERVER_VERSION = "15.0 (asof)"
 
@@ -148,6 +155,11 @@ class Executor:
         self.settings: dict[str, str] = dict(DEFAULTS)
         self.report = report
         self.failed = False  # in a transaction that failed: everything but ROLLBACK is refused
+        #: The client opened a transaction block. The handle's own transaction (which holds
+        #: the database's write lock) starts only at the block's first write, so a block
+        #: that only reads never makes writers wait.
+        self.block = False
+        self._block_head: int | None = None  # the newest commit the block's reads saw
         self._state = threading.Lock()
         self._busy = False
         self._cancel_reason: str | None = None
@@ -156,10 +168,20 @@ class Executor:
     # ------------------------------------------------------------ state
     @property
     def in_transaction(self) -> bool:
+        return self.block or self._handle_in_transaction
+
+    @property
+    def _handle_in_transaction(self) -> bool:
         status = getattr(self.db, "transaction_status", None)
-        if isinstance(status, str) and status in ("T", "E"):
-            return True
+        if isinstance(status, str):
+            return status in ("T", "E")
         return bool(self.db.session.in_transaction)
+
+    def _head(self) -> int:
+        """The id of the database's newest commit (0 when none)."""
+        runtime = getattr(self.db.session, "rt", None)
+        head = runtime.recorder.head() if runtime is not None else None
+        return head.txn_id if head is not None else 0
 
     @property
     def status(self) -> str:
@@ -191,6 +213,7 @@ class Executor:
         if self.failed:
             if first in ("ROLLBACK", "ABORT", "COMMIT", "END"):
                 self.failed = False
+                self.block = False
                 self._rollback_quietly()
                 return Outcome("ROLLBACK")
             raise PgError(
@@ -203,14 +226,14 @@ class Executor:
         except PgError:
             self._fail(was_open and first not in ("COMMIT", "END"))
             raise
-        except AsofError as exc:
+        except Exception as exc:
             err = self._error(exc, piece.sql)
             self._fail(was_open and first not in ("COMMIT", "END"))
             raise err from None
 
     def _error(self, exc: BaseException, sql: str) -> PgError:
         reason, self._cancel_reason = self._cancel_reason, None
-        err = from_asof(exc, sql)
+        err = from_asof(exc if isinstance(exc, AsofError) else translate(exc), sql)
         if reason is not None and "interrupt" in str(exc).lower():
             return cancelled(reason)
         return err
@@ -219,6 +242,8 @@ class Executor:
         """A statement failed: inside a transaction block the whole transaction is undone
         and the block stays failed until ROLLBACK, as in PostgreSQL."""
         self.failed = in_block
+        if not in_block:
+            self.block = False
         self._rollback_quietly()
 
     def _rollback_quietly(self) -> None:
@@ -243,9 +268,13 @@ class Executor:
             if answered is not None:
                 return answered
         if is_cluster_statement(piece.sql):
+            if self.in_transaction:
+                raise PgError("25001", f"{first} DATABASE cannot run inside a transaction block")
             self._guarded(lambda: self.db.sql(piece.sql))
             return Outcome(f"{first} DATABASE")
         stmt = self._statement(piece)
+        if self.block and not self._handle_in_transaction:
+            self._enter_block(stmt)
         result = self._guarded(lambda: self.db.sql(stmt.sql, params or None))
         return self._outcome(stmt, piece, result)
 
@@ -302,6 +331,27 @@ class Executor:
         return Outcome(ddl_tag(piece, result))
 
     # ------------------------------------------------------ transactions
+    def _enter_block(self, stmt: Statement) -> None:
+        """A statement in a block whose handle transaction has not started: a read runs
+        on the newest state; the first write opens the handle's transaction, and fails
+        with 40001 when a commit came in after the block's first read (what it read may
+        be stale, as PostgreSQL's serializable isolation would report)."""
+        reads = stmt.type in ("SELECT", "EXPLAIN") and not any(
+            t.upper == "NEXTVAL" for t in stmt.tokens
+        )
+        if reads:
+            if self._block_head is None:
+                self._block_head = self._head()
+            return
+        self._guarded(lambda: self.db.sql("BEGIN"))
+        if self._block_head is not None and self._head() != self._block_head:
+            raise PgError(
+                SERIALIZATION_FAILURE,
+                "could not serialize access due to concurrent update",
+                detail="another transaction committed after this one's first read",
+                hint="The transaction might succeed if retried.",
+            )
+
     def _transaction(self, piece: Piece) -> Outcome:
         first = piece.first
         if first in ("BEGIN", "START"):
@@ -316,7 +366,8 @@ class Executor:
                         )
                     ],
                 )
-            self.db.sql("BEGIN")
+            self.block = True
+            self._block_head = None
             return Outcome("BEGIN")
         tag = "COMMIT" if first in ("COMMIT", "END") else "ROLLBACK"
         if "PREPARED" in piece.words or "TO" in piece.words:
@@ -328,7 +379,9 @@ class Executor:
                     PgError("25P01", "there is no transaction in progress", severity="WARNING")
                 ],
             )
-        self._guarded(lambda: self.db.sql(tag))
+        self.block = False
+        if self._handle_in_transaction:
+            self._guarded(lambda: self.db.sql(tag))
         return Outcome(tag)
 
     # ---------------------------------------------------------- settings
