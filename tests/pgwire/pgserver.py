@@ -75,3 +75,7 @@ class ServerProcess:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         return code
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.socket_dir / f".s.PGSQL.{self.port}")
