@@ -177,11 +177,11 @@ class Executor:
             return status in ("T", "E")
         return bool(self.db.session.in_transaction)
 
-    def _head(self) -> int:
-        """The id of the database's newest commit (0 when none)."""
-        runtime = getattr(self.db.session, "rt", None)
-        head = runtime.recorder.head() if runtime is not None else None
-        return head.txn_id if head is not None else 0
+    def _applied(self) -> int:
+        """The newest transaction the database's state holds. Read before a block's first
+        read, it is a lower bound of what that read sees (states only move forward)."""
+        row = self.db.sql("SELECT applied_txn FROM _asof.state").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     @property
     def status(self) -> str:
@@ -341,10 +341,10 @@ class Executor:
         )
         if reads:
             if self._block_head is None:
-                self._block_head = self._head()
+                self._block_head = self._applied()
             return
-        self._guarded(lambda: self.db.sql("BEGIN"))
-        if self._block_head is not None and self._head() != self._block_head:
+        self._guarded(lambda: self.db.sql("BEGIN"))  # waits for the write lock
+        if self._block_head is not None and self._applied() != self._block_head:
             raise PgError(
                 SERIALIZATION_FAILURE,
                 "could not serialize access due to concurrent update",

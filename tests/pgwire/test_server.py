@@ -104,7 +104,7 @@ def test_fifty_concurrent_writers_lose_no_update(server):
         conn.execute("INSERT INTO counter VALUES (1, 0)")
         conn.execute("DROP TABLE IF EXISTS ledger")
         conn.execute("CREATE TABLE ledger (client INT, i INT)")
-    clients, rounds = 50, 4
+    clients, rounds = 50, 2
     deadline = time.monotonic() + 120
 
     def work(client: int) -> int:
