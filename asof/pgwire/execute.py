@@ -8,6 +8,7 @@ transaction, and routing CREATE/DROP DATABASE to the cluster.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -275,7 +276,8 @@ class Executor:
         stmt = self._statement(piece)
         if self.block and not self._handle_in_transaction:
             self._enter_block(stmt)
-        result = self._guarded(lambda: self.db.sql(stmt.sql, params or None))
+        sql = question_marks(stmt.sql) if params else stmt.sql
+        result = self._guarded(lambda: self.db.sql(sql, params or None))
         return self._outcome(stmt, piece, result)
 
     def _guarded(self, fn: Callable[[], Result]) -> Result:
@@ -447,6 +449,31 @@ class Executor:
             raise PgError("42704", f'unrecognized configuration parameter "{name}"')
         table = pa.table({key.lower(): pa.array([self.settings[key]], pa.string())})
         return Outcome("SHOW", Result(table, types=["VARCHAR"]))
+
+
+@functools.lru_cache(maxsize=256)
+def question_marks(sql: str) -> str:
+    """`$1, $2, …` written once each and in order become `?`s: the same binding for
+    DuckDB, and the form asof's single-row insert path (no DuckDB round trip) recognises."""
+    try:
+        tokens = tokenize(sql)
+    except AsofError:
+        return sql
+    marks = [
+        (a, b)
+        for a, b in zip(tokens, tokens[1:], strict=False)
+        if a.text == "$" and b.kind == "numeric_const" and b.start == a.end
+    ]
+    if not marks or [b.text for _, b in marks] != [str(i + 1) for i in range(len(marks))]:
+        return sql
+    out = []
+    pos = 0
+    for a, b in marks:
+        out.append(sql[pos : a.start])
+        out.append("?")
+        pos = b.end
+    out.append(sql[pos:])
+    return "".join(out)
 
 
 def ddl_tag(piece: Piece, result: Result) -> str:

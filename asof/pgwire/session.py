@@ -319,6 +319,16 @@ class Connection:
         types = result.types or [None] * table.num_columns
         ctypes = [pgt.column_type(f.type, types[i]) for i, f in enumerate(table.schema)]
         end = table.num_rows if limit == 0 else min(table.num_rows, start + limit)
+        if end - start <= 16 and all(_format(formats, i) == 0 for i in range(len(ctypes))):
+            # A few rows: plain Python is cheaper than setting up the numpy assembly.
+            part = table.slice(start, end - start)
+            texts = [
+                pgt.text_column(c.combine_chunks(), ctypes[i]).to_pylist()
+                for i, c in enumerate(part.columns)
+            ]
+            for values in zip(*texts, strict=True) if texts else [()] * part.num_rows:
+                self.send(m.data_row([None if v is None else v.encode() for v in values]))
+            return end - start, end >= table.num_rows
         pos = start
         while pos < end:
             n = min(BATCH_ROWS, end - pos)
