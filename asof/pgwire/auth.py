@@ -16,7 +16,6 @@ import re
 import threading
 import time
 import unicodedata
-from typing import TYPE_CHECKING
 
 import attrs
 
@@ -24,11 +23,9 @@ from asof.clone.users import CREATE_USER, DROP_USER
 from asof.eventlog.events import Event
 from asof.pgwire import messages as m
 from asof.pgwire.errors import INVALID_AUTHORIZATION, INVALID_PASSWORD, PROTOCOL_VIOLATION, PgError
+from asof.pgwire.wire import Wire
 from asof.queryapi import Cluster
 from asof.queryapi.errors import ProgrammingError, ReadOnlyError
-
-if TYPE_CHECKING:
-    from asof.pgwire.session import Connection
 
 MECHANISM = "SCRAM-SHA-256"
 ITERATIONS = 4096
@@ -159,7 +156,7 @@ class AuthPolicy:
             self._failures.pop(key, None)
 
 
-def authenticate(conn: Connection, policy: AuthPolicy) -> None:
+def authenticate(conn: Wire, policy: AuthPolicy) -> None:
     """Run the login exchange; return when the client is in, raise PgError when not
     (AuthenticationOk itself is sent by the caller)."""
     user = conn.user
@@ -192,7 +189,7 @@ def authenticate(conn: Connection, policy: AuthPolicy) -> None:
     policy.succeeded(key)
 
 
-def _sasl_message(conn: Connection) -> bytes:
+def _sasl_message(conn: Wire) -> bytes:
     conn.flush()
     kind, body = conn.reader.message()
     if kind != b"p":
@@ -200,7 +197,7 @@ def _sasl_message(conn: Connection) -> bytes:
     return body
 
 
-def _scram(conn: Connection, v: Verifier) -> bool:
+def _scram(conn: Wire, v: Verifier) -> bool:
     conn.send(m.authentication(SASL, m.cstr(MECHANISM) + b"\x00"))
     b = m.Body(_sasl_message(conn))
     mechanism = b.cstr()

@@ -10,7 +10,6 @@ fails the whole COPY and changes nothing).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -27,10 +26,8 @@ from asof.pgwire.errors import (
     PgError,
 )
 from asof.pgwire.execute import Piece
+from asof.pgwire.wire import Wire
 from asof.queryapi.sql.statements import Token, matching_paren, tokenize, unquote
-
-if TYPE_CHECKING:
-    from asof.pgwire.session import Connection
 
 
 @attrs.frozen
@@ -137,7 +134,7 @@ def _literal(tok: Token) -> str:
     return unquote(text)
 
 
-def run_copy(conn: Connection, piece: Piece) -> str:
+def run_copy(conn: Wire, piece: Piece) -> str:
     ex = conn.executor
     assert ex is not None
     if ex.failed:
@@ -152,7 +149,7 @@ def run_copy(conn: Connection, piece: Piece) -> str:
 
 
 # ------------------------------------------------------------------ COPY TO
-def _copy_out(conn: Connection, spec: CopySpec) -> str:
+def _copy_out(conn: Wire, spec: CopySpec) -> str:
     ex = conn.executor
     assert ex is not None
     if spec.query is not None:
@@ -243,7 +240,7 @@ def frames(kind: bytes, arr: pa.Array) -> bytes:
 
 
 # ---------------------------------------------------------------- COPY FROM
-def _copy_in(conn: Connection, spec: CopySpec) -> str:
+def _copy_in(conn: Wire, spec: CopySpec) -> str:
     ex = conn.executor
     assert ex is not None
     columns = list(spec.columns)
@@ -268,7 +265,7 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _receive(conn: Connection) -> bytes:
+def _receive(conn: Wire) -> bytes:
     chunks: list[bytes] = []
     failure: str | None = None
     while True:

@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import pyarrow as pa
@@ -30,11 +30,9 @@ from asof.pgwire.errors import (
     from_asof,
 )
 from asof.pgwire.execute import REPORTED, Executor, Outcome, Piece, pieces
+from asof.pgwire.wire import Host
 from asof.queryapi import Result
 from asof.queryapi.errors import AsofError
-
-if TYPE_CHECKING:
-    from asof.pgwire.server import Server
 
 BATCH_ROWS = 65_536
 FLUSH_BYTES = 1 << 18
@@ -59,7 +57,7 @@ class Portal:
 class Connection:
     """The protocol state of one client; run() is the connection's thread."""
 
-    def __init__(self, server: Server, sock: socket.socket, local: bool, peer: str) -> None:
+    def __init__(self, server: Host, sock: socket.socket, local: bool, peer: str) -> None:
         self.server = server
         self.peer = peer
         self.sock = sock
