@@ -170,6 +170,9 @@ def text_column(arr: pa.Array, ctype: ColumnType) -> pa.Array:
         return pc.cast(arr, pa.string())
     if ctype.oid in (FLOAT4, FLOAT8):
         s = pc.cast(arr, pa.string())
+        special = pc.or_(pc.is_nan(arr), pc.is_inf(arr))
+        if not pc.any(special).as_py():
+            return s
         s = pc.replace_substring_regex(s, r"^inf$", "Infinity")
         s = pc.replace_substring_regex(s, r"^-inf$", "-Infinity")
         return pc.replace_substring_regex(s, r"^-?nan$", "NaN")
@@ -237,11 +240,11 @@ def interval_text(months: int, days: int, micros: int) -> str:
     years, mons = divmod(abs(months), 12)
     sign = -1 if months < 0 else 1
     if years:
-        parts.append(f"{sign * years} year{'s' if years != 1 else ''}")
+        parts.append(f"{sign * years} year{'s' if sign * years != 1 else ''}")
     if mons:
-        parts.append(f"{sign * mons} mon{'s' if mons != 1 else ''}")
+        parts.append(f"{sign * mons} mon{'s' if sign * mons != 1 else ''}")
     if days:
-        parts.append(f"{days} day{'s' if abs(days) != 1 else ''}")
+        parts.append(f"{days} day{'s' if days != 1 else ''}")
     if micros or not parts:
         neg = micros < 0
         hours, rest = divmod(abs(micros), 3_600_000_000)
