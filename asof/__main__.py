@@ -1,3 +1,3 @@
-from asof.queryapi.cli import main
+from asof.pgwire.cli import main
 
 main()

@@ -15,6 +15,7 @@ import attrs
 
 from asof.clone.operations import CloneLedger
 from asof.clone.settings import Settings
+from asof.clone.users import Users
 from asof.eventlog.errors import LogError
 from asof.eventlog.events import Event, Transaction
 from asof.eventlog.hlc import HybridClock, Timestamp
@@ -50,11 +51,13 @@ class Catalog:
         self._dropped: dict[str, DatabaseRecord] = {}
         self.clones = CloneLedger()
         self.settings = Settings()
+        self.users = Users()
         self.handlers: dict[str, Any] = {
             CREATE_DATABASE: self._on_create,
             DROP_DATABASE: self._on_drop,
             **self.clones.handlers(),
             **self.settings.handlers(),
+            **self.users.handlers(),
         }
         self.listeners: list[Any] = []
 

@@ -22,6 +22,8 @@ class Result:
         self._built = table
         self._pos = 0
         self.rowcount = rowcount
+        #: DuckDB's name of each column's type (UUID and JSON are plain strings in Arrow).
+        self.types: list[str] | None = list(types) if types else None
         # DuckDB's type of each column, where Arrow alone would give other Python values.
         self._convert = _converters(types) if types else {}
 

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "asof"
 #: Lower layers first; a module may import its own layer and the layers before it.
-LAYERS = ("eventlog", "projections", "clone", "queryapi")
+LAYERS = ("eventlog", "projections", "clone", "queryapi", "pgwire")
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
