@@ -71,10 +71,10 @@ class Projection:
         fresh = not path.exists()
         self.con = connect(path, store, allow_external_access=allow_external_access)
         try:
-            if fresh or not self._complete():
-                if not fresh:  # a build cut short: a projection is a cache, rebuild it
+            if fresh or not self._complete() or self._ahead():
+                if not fresh:  # a build cut short, or a commit the log never took: rebuild
                     self.con.close()
-                    _remove(path)
+                    remove_projection(path)
                     self.con = connect(path, store, allow_external_access=allow_external_access)
                 build_at(self.con, store, recorder, None)
                 self.con.execute(
@@ -100,6 +100,17 @@ class Projection:
             return bool(row[0][0]) and versions.current_layout(self.con)
         except duckdb.Error:
             return False
+
+    def _ahead(self) -> bool:
+        """Whether this file holds a transaction the log does not: a commit that reached
+        DuckDB first and whose log append then failed (or the process died in between)."""
+        info = applied(self.con.cursor())
+        if info is None:
+            return False
+        head = self.recorder.head()
+        if head is None or info.txn_id > head.txn_id:
+            return True
+        return info.txn_id == head.txn_id and info.ts != head.ts
 
     def applied(self) -> TransactionInfo | None:
         return applied(self.con.cursor())
@@ -160,6 +171,7 @@ class HostedProjection:
         self.state.release()
 
 
-def _remove(path: Path) -> None:
+def remove_projection(path: Path) -> None:
+    """Delete a projection file and its DuckDB WAL (it is rebuilt from the log)."""
     for p in (path, path.with_name(path.name + ".wal")):
         p.unlink(missing_ok=True)
