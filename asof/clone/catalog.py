@@ -42,6 +42,8 @@ class Catalog:
     def __init__(self, recorder: Recorder, clock: HybridClock) -> None:
         self.recorder = recorder
         self.clock = clock
+        #: (source id, seq_no) -> (CloneRecord, message): aborts to finish (cloner.py)
+        self.unfinished_aborts: dict[tuple[str, int], tuple[Any, str]] = {}
         self._lock = threading.RLock()
         self._by_id: dict[str, DatabaseRecord] = {}
         self._dropped: dict[str, DatabaseRecord] = {}

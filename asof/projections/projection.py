@@ -126,7 +126,10 @@ class Projection:
                 replay(cur, self.recorder, after_txn=info.txn_id if info else 0)
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # a failed COMMIT ended it; the error that matters is the first one
             raise
         finally:
             cur.close()

@@ -12,7 +12,6 @@ from typing import Any
 from asof.clone import retention
 from asof.clone.catalog import CATALOG_LOG_ID, Catalog, DatabaseRecord
 from asof.clone.cloner import clone_database, recover_interrupted
-from asof.clone.errors import CatalogError
 from asof.clone.operations import CloneRecord
 from asof.clone.settings import (
     CREATE_SCHEDULE,
@@ -26,7 +25,6 @@ from asof.eventlog.events import Event
 from asof.eventlog.hlc import HybridClock, wall_clock_micros
 from asof.eventlog.recorder import CheckpointRef, CompactionReport, Store
 from asof.projections.checkpoint import nearest_checkpoint, write_checkpoint
-from asof.projections.errors import ProjectionError
 from asof.projections.host import StateHost
 from asof.projections.live import DatabaseRuntime
 from asof.projections.projection import connect
@@ -344,7 +342,7 @@ class Cluster:
             return clone_database(
                 self.catalog, self.store, src, target, micros, cleanup=self._remove_projection
             )
-        except (CatalogError, ProjectionError) as exc:
+        except Exception as exc:
             raise translate(exc) from None
 
     @translating
