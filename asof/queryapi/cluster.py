@@ -423,14 +423,15 @@ class Cluster:
         """Write a checkpoint of `database` now (schedules do this every interval)."""
         self._check_writable()
         rt = self._runtime(self._record(database))
-        rt.promote()  # a checkpoint is written from a projection file's own instance
-        cur = rt.cursor()
         try:
-            return write_checkpoint(cur, self.store, rt.recorder)
-        except BaseException as exc:
+            rt.promote()  # a checkpoint is written from a projection file's own instance
+            cur = rt.cursor()
+            try:
+                return write_checkpoint(cur, self.store, rt.recorder)
+            finally:
+                cur.close()
+        except Exception as exc:
             raise translate(exc) from None
-        finally:
-            cur.close()
 
     def _scheduled_checkpoint(self, rt: DatabaseRuntime, txn: Any) -> None:
         schedules = self.catalog.settings.schedules_for(rt.db_id)

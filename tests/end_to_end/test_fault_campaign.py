@@ -68,7 +68,7 @@ def test_log_fault_at_every_site(tmp_path, monkeypatch, site, code):
 @pytest.mark.parametrize("code", CODES, ids=["EIO", "ENOSPC"])
 @pytest.mark.parametrize("site", SITES)
 def test_log_fault_campaign_full(tmp_path, monkeypatch, site, code, seed):
-    faults = _campaign(tmp_path, monkeypatch, site, code, rounds=8, seed=seed * 31 + code)
+    faults = _campaign(tmp_path, monkeypatch, site, code, rounds=12, seed=seed * 31 + code)
     assert faults.total > 0
 
 
