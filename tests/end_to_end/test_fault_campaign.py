@@ -19,7 +19,6 @@ from faultload import Workload
 from asof import Cluster
 
 CODES = (errno.EIO, errno.ENOSPC)
-TOTALS: dict[str, int] = {}
 
 
 def _campaign(tmp_path, monkeypatch, site, code, rounds, seed):
@@ -48,7 +47,6 @@ def _campaign(tmp_path, monkeypatch, site, code, rounds, seed):
         for name, state in work.clones.items():
             work.check(cluster.database(name), f"clone {name} after reopen", state)
         work.op(must=True)
-    TOTALS[site] = TOTALS.get(site, 0) + faults.total
     print(
         f"\n{site} {code}: {faults.total} faults, {work.failed} calls failed, "
         f"{work.refused} refused, {work.acked} acked"
@@ -103,9 +101,6 @@ def _disk_full(tmp_path, mount_at: str, rounds: int, seed: int) -> Workload:
                 work.check(cluster.database(name), f"clone {name} after reopen", state)
     finally:
         disk.unmount()
-    TOTALS[f"disk full ({mount_at or 'all'})"] = (
-        TOTALS.get(f"disk full ({mount_at or 'all'})", 0) + work.failed
-    )
     print(f"\ndisk full {mount_at or 'all'}: {work.failed} calls failed, {work.acked} acked")
     return work
 
@@ -123,9 +118,3 @@ def test_disk_full(tmp_path, mount_at):
 @pytest.mark.parametrize("mount_at", ["projections", "", "checkpoints"])
 def test_disk_full_campaign(tmp_path, mount_at, seed):
     _disk_full(tmp_path, mount_at, rounds=8, seed=seed)
-
-
-def test_fault_counts_reported():
-    """Print how many faults the campaign injected (run after the tests above)."""
-    if TOTALS:
-        print("faults injected per site:", dict(sorted(TOTALS.items())), sum(TOTALS.values()))
