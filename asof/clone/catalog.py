@@ -44,6 +44,8 @@ class Catalog:
     def __init__(self, recorder: Recorder, clock: HybridClock) -> None:
         self.recorder = recorder
         self.clock = clock
+        #: (source id, seq_no) -> (CloneRecord, message): aborts to finish (cloner.py)
+        self.unfinished_aborts: dict[tuple[str, int], tuple[Any, str]] = {}
         #: Held while a change is decided and appended, so that checks (a name is free, no
         #: clone of the source is running) and the change they allow are one step.
         self.lock = threading.RLock()

@@ -38,6 +38,7 @@ def clone_database(
             "cluster.set_flag('enable_db_clone', True) or `asof set_flag enable_db_clone true`"
         )
     with catalog.lock:
+        _finish_aborts(catalog, store, cleanup)
         running = catalog.clones.running(source.db_id)
         if running is not None:
             raise CloneInProgress(
@@ -67,12 +68,25 @@ def clone_database(
         )
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
-        abort(catalog, store, rec, message, cleanup)
+        try:
+            abort(catalog, store, rec, message, cleanup)
+        except Exception:  # the disk that failed the clone failed its cleanup: retry later
+            catalog.unfinished_aborts[(rec.source_id, rec.seq_no)] = (rec, message)
         raise CloneFailed(
             f"cloning {source.name!r} into {target_name!r} failed and was rolled back "
             f"({message}); nothing was created"
         ) from exc
     return catalog.clones.list(rec.source_id, rec.seq_no)[0]
+
+
+def _finish_aborts(catalog: Catalog, store: Store, cleanup: Callable[[str], None] | None) -> None:
+    """Retry the aborts whose cleanup failed before the next clone starts: a clone that
+    failed on a bad disk must not stay CREATING, which would refuse every later clone of
+    its source until a restart."""
+    pending = catalog.unfinished_aborts
+    for key, (rec, message) in list(pending.items()):
+        abort(catalog, store, rec, message, cleanup)  # raises while the disk still fails
+        del pending[key]
 
 
 def abort(

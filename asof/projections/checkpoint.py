@@ -26,6 +26,8 @@ def write_checkpoint(
     Returns None when the projection is empty or already checkpointed at its last txn.
     """
     con.execute("BEGIN TRANSACTION")
+    path: Path | None = None
+    attached = registering = False
     try:
         info = applied(con)
         existing = recorder.checkpoints()
@@ -35,25 +37,37 @@ def write_checkpoint(
         path = store.new_file_path("checkpoints", ".duckdb")
         source = con.execute("SELECT current_database()").fetchall()[0][0]
         con.execute(f"ATTACH {quote_literal(str(path))} AS {_ALIAS}")
-        try:
-            con.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {_ALIAS}")
-            _materialize_lazy_tables(con, _ALIAS)
-            # The projection's "build finished" mark belongs to that file, not to its copies;
-            # so do its row versions (a state built from a checkpoint starts without any).
-            con.execute(f"DROP TABLE IF EXISTS {_ALIAS}.{STORAGE_SCHEMA}.complete")
-            drop_versions(con, _ALIAS)
-        finally:
-            con.execute("COMMIT")
-            con.execute(f"DETACH {_ALIAS}")
+        attached = True
+        con.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {_ALIAS}")
+        _materialize_lazy_tables(con, _ALIAS)
+        # The projection's "build finished" mark belongs to that file, not to its copies;
+        # so do its row versions (a state built from a checkpoint starts without any).
+        con.execute(f"DROP TABLE IF EXISTS {_ALIAS}.{STORAGE_SCHEMA}.complete")
+        drop_versions(con, _ALIAS)
+        con.execute("COMMIT")
+        con.execute(f"DETACH {_ALIAS}")
+        attached = False
+        size, checksum = _fsync_and_checksum(path)
+        ref = CheckpointRef(store.relative(path), info.txn_id, info.ts, size, checksum)
+        registering = True  # the manifest on disk may name the file from here on
+        recorder.add_checkpoint(ref)
     except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
+        # Unless a manifest may name it, remove the file (gc would too), so a full disk
+        # gets its space back and the next attempt starts clean.
+        for statement in ("ROLLBACK", f"DETACH {_ALIAS}" if attached else None):
+            if statement is None:
+                continue
+            try:
+                con.execute(statement)
+            except duckdb.Error:
+                pass
+        if path is not None and not registering:
+            for p in (path, path.with_name(path.name + ".wal")):
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError:
+                    pass
         raise
-    size, checksum = _fsync_and_checksum(path)
-    ref = CheckpointRef(store.relative(path), info.txn_id, info.ts, size, checksum)
-    recorder.add_checkpoint(ref)
     return ref
 
 

@@ -13,3 +13,9 @@ class WriteLockTimeout(ProjectionError):
 
 class ReadOnlyProjection(ProjectionError):
     """A write was attempted on a projection opened for reading only."""
+
+
+class ProjectionBehind(ProjectionError):
+    """The projection could not apply transactions the log has committed (a write of its
+    own failed); it is brought up to date before anything reads it, and until then reads
+    and writes fail with this error instead of showing a state without them."""

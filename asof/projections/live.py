@@ -17,11 +17,16 @@ from asof.eventlog.hlc import HybridClock, Timestamp
 from asof.eventlog.recorder import Recorder, Store
 from asof.projections.apply import advance_sequence, apply_rows, set_applied_sql
 from asof.projections.checkpoint import nearest_checkpoint
-from asof.projections.errors import ReadOnlyProjection, WriteLockTimeout
+from asof.projections.errors import ProjectionBehind, ReadOnlyProjection, WriteLockTimeout
 from asof.projections.host import StateHost
 from asof.projections.keys import KeyTracker
 from asof.projections.naming import ROW_ID_SEQUENCE, STATE_TABLE, VERSION_FROM
-from asof.projections.projection import HostedProjection, Projection
+from asof.projections.projection import (
+    HostedProjection,
+    Projection,
+    ahead_unconfirmed,
+    remove_projection,
+)
 from asof.projections.versions import prune_history
 from asof.projections.viewcursors import ViewCursors
 
@@ -96,6 +101,14 @@ class DatabaseRuntime:
         self.keys = KeyTracker()  # the pending rows' unique keys, and key bounds
         self.next_row_id: int | None = None  # valid while only the fast path writes
         self._flush_cursor: duckdb.DuckDBPyConnection | None = None
+        #: Why the projection may lack transactions the log committed (an apply failed);
+        #: None when it holds them all. Set, everything first catches up (`bring_up_to_date`).
+        self.stale: BaseException | None = None
+        #: True while DuckDB holds a commit the log has not yet taken (a DDL transaction
+        #: commits in DuckDB first, see queryapi/sql/session.py): readers wait for the log.
+        self.unlogged = False
+        #: A rolled-back transaction's sequence moves could not be logged: log them next.
+        self.sequences_unlogged = False
         #: Bumped when the projection is replaced; sessions move their cursor when it changes.
         self.generation = 0
 
@@ -126,7 +139,8 @@ class DatabaseRuntime:
 
     def stored_high_water(self) -> int | None:
         """The last transaction the projection applied, as stored, before any catch-up
-        (None: no projection file yet)."""
+        (None: no projection file yet, or one that opening will rebuild because it holds a
+        commit the process stopped before logging)."""
         if self._projection is not None:
             info = self._projection.applied()
             return info.txn_id if info else 0
@@ -134,6 +148,8 @@ class DatabaseRuntime:
             return None
         con = duckdb.connect(str(self.projection_path), read_only=True)
         try:
+            if ahead_unconfirmed(con, self.recorder):
+                return None
             return con.execute(f"SELECT applied_txn FROM {STATE_TABLE}").fetchall()[0][0]
         finally:
             con.close()
@@ -186,20 +202,30 @@ class DatabaseRuntime:
             self.write_lock.release()
 
     def sync(self) -> None:
-        """Apply rows the fast insert path committed, before anything reads the projection."""
-        if not self.pending:
+        """Apply rows the fast insert path committed, and anything else the log committed
+        that the projection lacks, before anything reads the projection."""
+        if not self.pending and self.stale is None and not self.unlogged:
             return
         self.acquire_write_lock()
         try:
-            self.flush()
+            self.bring_up_to_date()
         finally:
             self.write_lock.release()
+
+    def bring_up_to_date(self) -> None:
+        """Make the projection hold every committed transaction, or raise ProjectionBehind;
+        the caller holds the write lock."""
+        self.flush()
+        if self.stale is not None:
+            self._recover(self.stale)
 
     def flush(self) -> None:
         """Apply the pending rows in one DuckDB transaction; the caller holds the write lock.
 
         They are already in the log, so if applying them fails the projection catches up
-        from the log instead.
+        from the log instead. If that fails too, the rows stay pending (and the high-water
+        mark where it was) and ProjectionBehind is raised: nothing may read the projection
+        as if it held them.
         """
         if not self.pending:
             return
@@ -207,13 +233,14 @@ class DatabaseRuntime:
         # waits on the write lock for this flush instead of reading without them.
         pending, last = self.pending, self.pending_last
         assert last is not None
-        cur = self.writer_cursor()
         by_table: dict[tuple[int, bytes], list[tuple[RowValues, int]]] = {}
         for table_id, row, txn_id in pending:
             by_table.setdefault((table_id, row.schema_bytes), []).append((row, txn_id))
         assert self.next_row_id is not None  # the fast path set it before adding rows
         top = self.next_row_id - 1
+        cur = None
         try:
+            cur = self.writer_cursor()
             cur.execute("BEGIN TRANSACTION")
             for (table_id, _), rows in by_table.items():
                 table = rows_table(rows[0][0].schema, [r.values for r, _ in rows])
@@ -221,17 +248,70 @@ class DatabaseRuntime:
                 apply_rows(cur, table_id, table.append_column(VERSION_FROM, txns))
             advance_sequence(cur, ROW_ID_SEQUENCE, top)
             cur.execute(f"{set_applied_sql(last)}; COMMIT")
-        except Exception:  # DuckDB's errors, or Arrow's should a value not convert after all
-            log.warning("applying committed rows to %s failed; catching up from the log", self.name)
+        except Exception as exc:  # DuckDB's errors, or Arrow's should a value not convert
+            log.warning("applying committed rows to %s failed (%s); catching up", self.name, exc)
+            if cur is not None:
+                _rollback(cur)
+            self._recover(exc)
+            return
+        self._pending_applied()
+
+    def _pending_applied(self) -> None:
+        self.pending, self.pending_last = [], None
+        self.keys.applied()
+
+    def mark_stale(self, cause: BaseException) -> None:
+        """A committed transaction did not reach the projection: catch up now if possible,
+        else before anything next reads it. Never raises (the commit stands); the caller
+        holds the write lock."""
+        self.stale = cause
+        try:
+            self._recover(cause)
+        except ProjectionBehind as exc:
+            log.warning("%s", exc)
+
+    def _recover(self, cause: BaseException) -> None:
+        """Catch the projection up with the log (reopening its DuckDB instance if a failed
+        write of its own invalidated it); raise ProjectionBehind if that fails too."""
+        try:
             try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            self.next_row_id = None
-            self.projection.catch_up()
-        finally:
-            self.pending, self.pending_last = [], None
-            self.keys.applied()
+                self.projection.catch_up()
+            except duckdb.FatalException:
+                self.reopen()  # opening catches up with the log
+        except Exception as exc:
+            self.stale = exc
+            raise ProjectionBehind(
+                f"database {self.name!r} could not apply committed transactions to its "
+                f"projection ({_first_line(exc)}); they are safe in the log, and reads and "
+                "writes resume once the projection catches up (free space or fix the disk)"
+            ) from exc
+        self.stale = None
+        if self.pending:  # the catch-up applied them from the log
+            self._pending_applied()
+            self.next_row_id = None  # the replay moved the row id sequence past them
+
+    def reopen(self, *, rebuild: bool = False) -> None:
+        """Close the projection's DuckDB instance and open it again (`rebuild`: from the log,
+        removing its file first). Sessions move to the new one at their next statement;
+        cursors on the old one (AS OF handles) fail. The caller holds the write lock."""
+        with self._open_lock:
+            self.view_cursors.close()
+            if self._flush_cursor is not None:
+                _close(self._flush_cursor)
+                self._flush_cursor = None
+            if self._projection is not None:
+                old, self._projection = self._projection, None
+                try:
+                    old.close()
+                except Exception as exc:  # its own WAL holds what it could not write
+                    log.warning("closing the projection of %s failed: %s", self.name, exc)
+            self.generation += 1
+            self.version_tables = None
+            self.catalog_cache.clear()
+            self.keys.forget_bounds()
+            if rebuild:
+                remove_projection(self.projection_path)
+        _ = self.projection  # on failure it stays closed and the next access tries again
 
     def writer_cursor(self) -> duckdb.DuckDBPyConnection:
         """The fast insert path's own cursor on the live projection file; the caller holds
@@ -312,11 +392,16 @@ class DatabaseRuntime:
                 self.after_commit(txn)
 
     def after_commit(self, txn: Transaction) -> None:
+        """Run the commit hooks (scheduled checkpoints); the commit stands whatever they do.
+        Inside a commit (which holds the commit lock) they wait until it is released."""
         if self._deferred is not None and self._committer == threading.get_ident():
             self._deferred.append(txn)
             return
         for hook in self.commit_hooks:
-            hook(self, txn)
+            try:
+                hook(self, txn)
+            except Exception:
+                log.exception("a commit hook of %s failed", self.name)
 
     def close(self) -> None:
         if self.pending and self.write_lock.acquire(timeout=self.lock_timeout):
@@ -332,9 +417,31 @@ class DatabaseRuntime:
             self._flush_cursor = None
         with self._open_lock:
             if self._projection is not None:
-                self._projection.close()
+                try:
+                    self._projection.close()
+                except Exception:  # the log holds everything; the next open catches up
+                    log.exception("closing the projection of %s failed", self.name)
                 self._projection = None
             for retired in self._retired:
                 retired.close()
             self._retired.clear()
         self.recorder.close()
+
+
+def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # DuckDB ended the transaction itself (a failed COMMIT does)
+
+
+def _close(cur: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cur.close()
+    except duckdb.Error:
+        pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -20,6 +20,8 @@ HIDDEN_COLUMNS = frozenset({ROW_ID, VERSION_FROM})
 RESERVED_COLUMNS = frozenset({ROW_ID, VERSION_FROM, VERSION_TO})
 ROW_ID_SEQUENCE = f"{STORAGE_SCHEMA}.rid"
 STATE_TABLE = f"{STORAGE_SCHEMA}.state"
+#: The commit that reached DuckDB before its log append, until the log has it.
+UNCONFIRMED_TABLE = f"{STORAGE_SCHEMA}.unconfirmed"
 TABLES_TABLE = f"{STORAGE_SCHEMA}.tables"
 
 

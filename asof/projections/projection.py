@@ -20,7 +20,7 @@ from asof.projections.apply import applied
 from asof.projections.build import build_at
 from asof.projections.host import HostedState
 from asof.projections.lazy import attach_bases
-from asof.projections.naming import STORAGE_SCHEMA, quote_literal
+from asof.projections.naming import STORAGE_SCHEMA, UNCONFIRMED_TABLE, quote_literal
 from asof.projections.replay import replay
 
 COMPLETE_MARK = f"{STORAGE_SCHEMA}.complete"
@@ -79,10 +79,17 @@ class Projection:
             sound = not fresh and self._complete()
         except duckdb.Error as exc:  # a damaged file: the projection is a cache, rebuild it
             log.warning("projection %s is damaged (%s); rebuilding it from the log", path, exc)
-            _remove(path)
+            remove_projection(path)
             self.con = connect(path, store, allow_external_access=allow_external_access)
             sound = fresh = False
         try:
+            if sound and self._ahead():
+                log.warning(
+                    "projection %s holds a commit its log never took (the process stopped "
+                    "between the two); rebuilding it from the log",
+                    path,
+                )
+                sound = False
             if sound:
                 try:
                     attach_bases(self.con, store)
@@ -92,9 +99,9 @@ class Projection:
                 except duckdb.Error as exc:  # damaged inside: rebuild it, as below
                     log.warning("projection %s is damaged (%s); rebuilding it", path, exc)
                     fresh = False
-            if not fresh:  # a build cut short, or a damaged file: rebuild it
+            if not fresh:  # a build cut short, a damaged file, an unlogged commit: rebuild
                 self.con.close()
-                _remove(path)
+                remove_projection(path)
                 self.con = connect(path, store, allow_external_access=allow_external_access)
             build_at(self.con, store, recorder, None)
             self.con.execute(
@@ -117,6 +124,14 @@ class Projection:
         except duckdb.Error:
             return False
 
+    def _ahead(self) -> bool:
+        """Whether this file holds a transaction the log does not because the process
+        stopped between the two steps of a commit that reached DuckDB first (DDL,
+        session.py): that commit marked itself unconfirmed in the same DuckDB transaction
+        and clears the mark once the log has it. A projection ahead of its log without
+        that mark proves the log lost commits: `catch_up` reports it as damage."""
+        return ahead_unconfirmed(self.con, self.recorder)
+
     def applied(self) -> TransactionInfo | None:
         return applied(self.con.cursor())
 
@@ -135,7 +150,10 @@ class Projection:
                 replay(cur, self.recorder, after_txn=info.txn_id if info else 0)
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # a failed COMMIT ended it; the error that matters is the first one
             raise
         finally:
             cur.close()
@@ -180,6 +198,43 @@ class HostedProjection:
         self.state.release()
 
 
-def _remove(path: Path) -> None:
+def remove_projection(path: Path) -> None:
+    """Delete a projection file and its DuckDB WAL (it is rebuilt from the log)."""
     for p in (path, path.with_name(path.name + ".wal")):
         p.unlink(missing_ok=True)
+
+
+def ahead_unconfirmed(con: duckdb.DuckDBPyConnection, recorder: Recorder) -> bool:
+    """Whether `con`'s projection holds exactly one commit past the log, one that reached
+    DuckDB first and whose log append never happened (see `Projection._ahead`)."""
+    info = applied(con.cursor())
+    if info is None or unconfirmed(con) != info.txn_id:
+        return False
+    head = recorder.head()
+    return head is None or info.txn_id > head.txn_id or info.ts != head.ts
+
+
+def unconfirmed(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The commit that reached DuckDB before the log and is not yet known to be logged."""
+    schema, _, table = UNCONFIRMED_TABLE.partition(".")
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?",
+        [schema, table],
+    ).fetchall()[0][0]
+    if not exists:  # looked up first: a missing table would send DuckDB to Python's names
+        return None
+    row = con.execute(f"SELECT max(txn_id) FROM {UNCONFIRMED_TABLE}").fetchall()
+    return row[0][0] if row else None
+
+
+def mark_unconfirmed_sql(txn_id: int) -> str:
+    """Statements for the DuckDB transaction of a commit made before its log append."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {UNCONFIRMED_TABLE} (txn_id BIGINT);\n"
+        f"DELETE FROM {UNCONFIRMED_TABLE};\n"
+        f"INSERT INTO {UNCONFIRMED_TABLE} VALUES ({int(txn_id)})"
+    )
+
+
+CONFIRMED_SQL = f"DELETE FROM {UNCONFIRMED_TABLE}"

@@ -12,7 +12,6 @@ from typing import Any
 from asof.clone import retention
 from asof.clone.catalog import CATALOG_LOG_ID, Catalog, DatabaseRecord
 from asof.clone.cloner import clone_database, recover_interrupted
-from asof.clone.errors import CatalogError
 from asof.clone.operations import CloneRecord
 from asof.clone.settings import (
     CREATE_SCHEDULE,
@@ -27,7 +26,6 @@ from asof.eventlog.events import Event
 from asof.eventlog.hlc import HybridClock, wall_clock_micros
 from asof.eventlog.recorder import CheckpointRef, CompactionReport, Store
 from asof.projections.checkpoint import nearest_checkpoint, write_checkpoint
-from asof.projections.errors import ProjectionError
 from asof.projections.host import StateHost
 from asof.projections.live import DatabaseRuntime
 from asof.projections.projection import connect
@@ -395,7 +393,7 @@ class Cluster:
             return clone_database(
                 self.catalog, self.store, src, target, micros, cleanup=self._remove_projection
             )
-        except (CatalogError, ProjectionError) as exc:
+        except Exception as exc:
             raise translate(exc) from None
 
     @translating
@@ -476,14 +474,15 @@ class Cluster:
         """Write a checkpoint of `database` now (schedules do this every interval)."""
         self._check_writable()
         rt = self._runtime(self._record(database))
-        rt.promote()  # a checkpoint is written from a projection file's own instance
-        cur = rt.cursor()
         try:
-            return write_checkpoint(cur, self.store, rt.recorder)
-        except BaseException as exc:
+            rt.promote()  # a checkpoint is written from a projection file's own instance
+            cur = rt.cursor()
+            try:
+                return write_checkpoint(cur, self.store, rt.recorder)
+            finally:
+                cur.close()
+        except Exception as exc:
             raise translate(exc) from None
-        finally:
-            cur.close()
 
     def _scheduled_checkpoint(self, rt: DatabaseRuntime, txn: Any) -> None:
         schedules = self.catalog.settings.schedules_for(rt.db_id)

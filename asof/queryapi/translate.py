@@ -68,6 +68,14 @@ def translate(exc: BaseException, *, rolled_back: bool = False) -> e.AsofError:
         ),
     ):
         return e.ProgrammingError(f"{msg}{tail}")
+    if isinstance(exc, duckdb.TransactionException) and "constraint violation" in msg.lower():
+        return e.IntegrityError(f"{msg}{tail}")  # a key checked at COMMIT
+    if isinstance(exc, duckdb.ConnectionException):  # its projection was reopened under it
+        return e.OperationalError(f"{msg}{tail}; retry with a new handle")
+    if isinstance(exc, duckdb.FatalException):
+        return e.OperationalError(
+            f"{msg}{tail}; the projection is reopened from the log at the next statement"
+        )
     if isinstance(exc, duckdb.TransactionException):
         return e.OperationalError(f"{msg}{tail}; retry the transaction")
     if isinstance(exc, duckdb.Error) and ("checksum" in msg.lower() or "corrupt" in msg.lower()):

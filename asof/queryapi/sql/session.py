@@ -10,6 +10,7 @@ transaction is durable in the log.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -20,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asof.eventlog.errors import LogError
-from asof.eventlog.events import Event, RowOp, RowValues
+from asof.eventlog.events import Event, RowOp, RowValues, Transaction, TransactionInfo
+from asof.eventlog.hlc import Timestamp
 from asof.projections import kinds, versions
 from asof.projections.apply import (
     applied,
@@ -30,6 +32,7 @@ from asof.projections.apply import (
     set_applied_sql,
 )
 from asof.projections.build import damaged_bases
+from asof.projections.errors import ProjectionError
 from asof.projections.lazy import lazy_ids, materialize
 from asof.projections.naming import (
     HIDDEN_COLUMNS,
@@ -40,6 +43,7 @@ from asof.projections.naming import (
     first_row,
     storage_table,
 )
+from asof.projections.projection import CONFIRMED_SQL, mark_unconfirmed_sql
 from asof.queryapi.errors import (
     AsofError,
     CorruptionError,
@@ -58,11 +62,19 @@ from asof.queryapi.translate import translate
 if TYPE_CHECKING:
     from asof.projections.live import DatabaseRuntime
 
+log = logging.getLogger(__name__)
+
 READ_TYPES = {"SELECT", "EXPLAIN"}
 WRITE_TYPES = {"INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER"}
 MATVIEW_TYPES = {"CREATE_MATVIEW", "REFRESH_MATVIEW", "DROP_MATVIEW"}
 EXTERNAL_TYPES = {"ATTACH", "DETACH", "COPY", "EXPORT", "LOAD", "SET", "PRAGMA", "CALL"}
 HARMLESS_TYPES = {"VACUUM", "ANALYZE"}
+#: Events whose transaction DuckDB may still refuse at COMMIT (a key or index created over
+#: rows of the same transaction is checked only then): such a transaction commits in DuckDB
+#: before the log takes it (Session._commit).
+DUCKDB_DECIDES = frozenset(
+    {kinds.CREATE_TABLE, kinds.ALTER_TABLE, kinds.DDL, kinds.MATVIEW_REFRESH}
+)
 
 
 class Session:
@@ -92,6 +104,15 @@ class Session:
     def execute(self, sql: str, params: Any = None) -> Result:
         if not isinstance(sql, str):
             raise ProgrammingError("SQL must be a string")
+        try:
+            return self._execute(sql, params)
+        except AsofError:
+            raise
+        except Exception as exc:  # no DuckDB or log error reaches the user as such
+            self._note_fatal(exc)
+            raise translate(exc) from None
+
+    def _execute(self, sql: str, params: Any) -> Result:
         with self._lock:
             if self.rt is not None and self.rt.gone is not None:
                 raise ProgrammingError(self.rt.gone)
@@ -261,6 +282,7 @@ class Session:
         try:
             if not self._explicit:
                 self.rt.sync()
+                self._use_current_projection()  # catching up may have reopened it
             elif not self._holding and not self._has_read:
                 self._open_snapshot()
             return Result.of(self.cur.sql(st.sql, params=params))
@@ -271,12 +293,19 @@ class Session:
 
     def _error(self, exc: BaseException, *, rolled_back: bool = False) -> AsofError:
         """The asof error for `exc`; for damaged shared files, name the file."""
+        self._note_fatal(exc)
         err = translate(exc, rolled_back=rolled_back)
         if isinstance(err, CorruptionError) and self.store is not None:
             damaged = damaged_bases(self.cur, self.store, self.recorder)
             if damaged:
                 err = CorruptionError(f"{err} ({'; '.join(damaged)})")
         return err
+
+    def _note_fatal(self, exc: BaseException) -> None:
+        """DuckDB refuses every statement on an instance after a failed write of its own
+        (a checkpoint of its file, say): have the runtime reopen it before the next one."""
+        if isinstance(exc, duckdb.FatalException) and self.rt is not None:
+            self.rt.stale = exc
 
     def _write(self, st: Statement, params: Any) -> Result:
         t = st.type
@@ -483,6 +512,8 @@ class Session:
         try:
             if rt.read_only or rt.hosted:  # a fresh clone's first write gets it a file first
                 return None
+            if rt.stale is not None:
+                return None  # the general path catches up first, or says why it cannot
             found = self._fast_rows(insert, params)
             if found is None:
                 return None
@@ -501,7 +532,10 @@ class Session:
                 rt.keys.add(info.table_id, keys)
                 rt.pending_last = txn.info
             if len(rt.pending) >= rt.pending_limit:
-                rt.flush()
+                try:
+                    rt.flush()
+                except ProjectionError as exc:  # committed; the next read catches up
+                    log.warning("%s", exc)
         finally:
             rt.write_lock.release()
         rt.after_commit(txn)
@@ -644,7 +678,7 @@ class Session:
         """Start the DuckDB write transaction; the caller holds the write lock."""
         try:
             self.rt.check_writable()
-            self.rt.flush()
+            self.rt.bring_up_to_date()
             self.rt.next_row_id = None  # DuckDB hands out row ids until the next fast insert
             self.rt.keys.forget_bounds()
             if self.rt.hosted:  # the first write gives a fresh clone its projection file
@@ -656,6 +690,7 @@ class Session:
             self._seq_before = self._sequence_values()
         except BaseException as exc:
             self._release()
+            self._note_fatal(exc)
             raise translate(exc) from None
         self._events = []
         self._sql = []
@@ -686,10 +721,19 @@ class Session:
             return
         if not events:
             return
-        txn = self.rt.recorder.append(events, ts=self.rt.clock.now(), sql=None)
-        self.cur.execute("BEGIN TRANSACTION")
-        set_applied(self.cur, txn.info)
-        self.cur.execute(f"{versions.restart_sql(txn.txn_id)}; COMMIT")
+        try:
+            txn = self.rt.recorder.append(events, ts=self.rt.clock.now(), sql=None)
+        except LogError as exc:  # the error being reported matters more
+            log.warning("could not log sequence positions: %s", exc)
+            self.rt.sequences_unlogged = True  # the next commit logs them
+            return
+        try:
+            self.cur.execute("BEGIN TRANSACTION")
+            set_applied(self.cur, txn.info)
+            self.cur.execute(f"{versions.restart_sql(txn.txn_id)}; COMMIT")
+        except duckdb.Error as exc:
+            _rollback(self.cur)
+            self.rt.mark_stale(exc)
 
     def _release(self) -> None:
         if self._holding:
@@ -703,6 +747,19 @@ class Session:
             self._commit()
 
     def _commit(self) -> None:
+        """Commit so that an error means the transaction is nowhere (not in the log, not in
+        the projection, not in a clone) and success means it is everywhere.
+
+        The log decides: once the append returned, the transaction is committed. So what can
+        make DuckDB refuse the commit must be settled before the append. Row changes are
+        checked by DuckDB as each statement runs (a write lock leaves no concurrent commit
+        to conflict with), so their DuckDB COMMIT can fail only on I/O: they are logged
+        first, and should DuckDB's COMMIT then fail the projection catches up from the log.
+        DDL can leave checks to DuckDB's COMMIT (a key added to a table holding rows of
+        this transaction is checked only then), so a transaction with DDL commits in DuckDB
+        first, unseen by readers until the log has it; if the append fails, the projection
+        is rebuilt from the log.
+        """
         try:
             self._add_sequence_events()
             if not self._events:
@@ -715,12 +772,32 @@ class Session:
             if not barrier and self._superseded.pending:
                 self._superseded.keep(self.cur, self._txn_id)
             ts = self.rt.clock.now()
-            txn = self.rt.recorder.append(events, ts=ts, sql=";\n".join(self._sql) or None)
+            sql = ";\n".join(self._sql) or None
+            first = self._barrier or any(e.kind in DUCKDB_DECIDES for e in events)
+            if first and self._next_txn_id() != self._txn_id:
+                first = False  # cannot happen under the write lock; the log decides then
         except BaseException as exc:
             self._abort()
-            if isinstance(exc, LogError):
-                raise translate(exc, rolled_back=True) from None
             raise translate(exc, rolled_back=True) from None
+        if first:
+            txn = self._commit_projection_first(events, ts, sql)
+        else:
+            txn = self._commit_log_first(events, ts, sql, barrier)
+        self.rt.after_commit(txn)
+
+    def _next_txn_id(self) -> int:
+        head = self.rt.recorder.head()
+        return (head.txn_id if head is not None else 0) + 1
+
+    def _commit_log_first(
+        self, events: list[Event], ts: Timestamp, sql: str | None, barrier: bool
+    ) -> Transaction:
+        try:
+            txn = self.rt.recorder.append(events, ts=ts, sql=sql)
+        except BaseException as exc:
+            self._abort()
+            raise translate(exc, rolled_back=True) from None
+        self.rt.sequences_unlogged = False
         self._end_versions()
         restart = barrier or txn.txn_id != self._txn_id
         try:
@@ -728,18 +805,61 @@ class Session:
                 f"{set_applied_sql(txn.info)}; "
                 f"{versions.restart_sql(txn.txn_id) + '; ' if restart else ''}COMMIT"
             )
-        except duckdb.Error:
-            # The log has the transaction; the projection catches up from it.
-            try:
-                self.cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            self.rt.projection.catch_up()
+        except duckdb.Error as exc:
+            # Committed: the log has it. The projection catches up from the log, now or
+            # before anything next reads it.
+            _rollback(self.cur)
+            self.rt.mark_stale(exc)
         finally:
             self._events = []
             self._sql = []
             self._release()
-        self.rt.after_commit(txn)
+        return txn
+
+    def _commit_projection_first(
+        self, events: list[Event], ts: Timestamp, sql: str | None
+    ) -> Transaction:
+        info = TransactionInfo(self._txn_id, ts)
+        self.rt.unlogged = True  # readers wait on the write lock until the log has it
+        try:
+            self.cur.execute(
+                f"{set_applied_sql(info)}; {mark_unconfirmed_sql(info.txn_id)};\n"
+                f"{versions.restart_sql(info.txn_id)}; COMMIT"
+            )
+        except BaseException as exc:
+            self.rt.unlogged = False
+            self._note_fatal(exc)
+            self._abort()  # DuckDB ended the transaction itself; nothing was logged
+            raise translate(exc, rolled_back=True) from None
+        self._end_versions()
+        try:
+            txn = self.rt.recorder.append(events, ts=ts, sql=sql)
+        except BaseException as exc:
+            # DuckDB holds a transaction the log refused: rebuild the projection from the
+            # log (should that fail, the next access tries again: it never opens as is).
+            try:
+                self.rt.reopen(rebuild=True)
+            except Exception as again:
+                log.warning("rebuilding the projection of %s failed: %s", self.rt.name, again)
+            raise translate(exc, rolled_back=True) from None
+        else:
+            self.rt.sequences_unlogged = False
+            self._confirm(txn)
+        finally:
+            self.rt.unlogged = False
+            self._events = []
+            self._sql = []
+            self._release()
+        return txn
+
+    def _confirm(self, txn: Transaction) -> None:
+        """The log has the commit DuckDB took first: clear its unconfirmed mark, so that a
+        log later found shorter than this projection is reported as damage, not taken for
+        a commit interrupted between its two steps."""
+        try:
+            self.cur.execute(CONFIRMED_SQL)
+        except duckdb.Error as exc:
+            log.warning("clearing the unconfirmed mark of txn %s failed: %s", txn.txn_id, exc)
 
     def _end_versions(self) -> None:
         self._superseded.close()
@@ -750,7 +870,8 @@ class Session:
         recreated = any(
             e.kind == kinds.DDL and e.data.get("object") == "sequence" for e in self._events
         )
-        self._events.extend(self._sequence_events(force=recreated))
+        force = recreated or self.rt.sequences_unlogged
+        self._events.extend(self._sequence_events(force=force))
 
     def _sequence_events(self, *, force: bool = False) -> list[Event]:
         after = self._sequence_values()
@@ -826,6 +947,13 @@ class ReadOnlySession(Session):
                 self.cur.close()
             except duckdb.Error:
                 pass
+
+
+def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # a failed COMMIT ends the transaction itself
 
 
 def _arrow(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
