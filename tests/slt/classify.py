@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+FOLLOW_ON = "follow-on of an earlier difference in the file"
+
 CATALOG_SQL = re.compile(
     r"\b(duckdb_\w+\s*\(|information_schema\.|pg_catalog\.|sqlite_master|pragma_\w+\s*\(|"
     r"show\s+(all\s+)?tables|describe\b|\bshow\b|table_info|database_size|current_schema)",
@@ -60,7 +62,7 @@ def classify(m: dict[str, Any]) -> str:
         if m.get("foreign_error"):
             return f"internal error, not an asof error ({m.get('asof_class')})"
     if m.get("follows"):
-        return "follow-on of an earlier difference in the file"
+        return FOLLOW_ON
     if FK_SQL.search(sql):
         return "foreign keys"
     if a_ok and d_ok:

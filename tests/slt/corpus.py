@@ -50,15 +50,38 @@ SAMPLE = (
     "subquery/scalar/test_scalar_subquery.test",
     "transactions/test_basic_transactions.test",
     "transactions/test_multi_version.test",
-    "types/decimal/test_decimal.test",
     "update/test_update.test",
     "upsert/upsert_basic.test",
+    # the four files of the corpus whose final state differs when read another way
+    "catalog/function/test_table_macro.test",
+    "types/enum/test_enum_to_numbers.test",
+    "types/interval/test_interval_comparison.test",
+    "update/update_from_multi_match.test",
 )
 
 #: Sample files whose final state read another way (reopened, cloned, AS OF the last
 #: commit, rebuilt from the log, deep check) differs from the live state today, with the
 #: cause. The quick run expects them to fail (strict: one that passes must leave the list).
-INVARIANT_XFAIL: dict[str, str] = {}
+INVARIANT_XFAIL: dict[str, str] = {
+    "catalog/function/test_table_macro.test": (
+        "CREATE MACRO range(a, b) AS TABLE ... shadows DuckDB's range(), which rebuilding "
+        "from the log uses: rebuild, clone and the deep check fail with a Binder Error"
+    ),
+    "types/enum/test_enum_to_numbers.test": (
+        "CREATE TABLE t1 AS SELECT ..., time_tz, ... FROM test_all_types(): TIME WITH TIME "
+        "ZONE loses its offset in the log (Arrow time64), so clone/rebuild read "
+        "'00:00:00+00' where live has '00:00:00+15:59:59'"
+    ),
+    "types/interval/test_interval_comparison.test": (
+        "INSERT of INTERVAL '2147483647 months 2147483647 days 9223372036854775807 "
+        "microseconds': the microseconds overflow Arrow's month_day_nano nanoseconds, so "
+        "clone/rebuild read -00:00:00.000001"
+    ),
+    "update/update_from_multi_match.test": (
+        "UPDATE t2 SET v = s2.v FROM s2 WHERE t2.id = s2.id with several s2 rows per t2 "
+        "row: the log keeps another matching image than the one DuckDB applied"
+    ),
+}
 
 #: The share of statements DuckDB gets right on which asof does the same, as last measured
 #: (docs/sql-compatibility.md), less a margin: the slow run fails if asof falls below it.

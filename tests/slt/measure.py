@@ -13,7 +13,6 @@ per file, so an interrupted run resumes where it stopped) and DIR/summary.json.
 from __future__ import annotations
 
 import argparse
-import collections
 import fnmatch
 import json
 import os
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .classify import classify
+from .classify import FOLLOW_ON, classify
 from .corpus import corpus_dir, corpus_files, relative
 
 DEFAULT_OUT = Path("slt-results")
@@ -69,6 +68,9 @@ def file_result(path: Path, root: Path) -> dict[str, Any]:
                 }
             )
             diverged = True
+    duckdb_wrong = [
+        {"key": e.key, "sql": e.sql[:200], "why": e.why[:200]} for e in duck.executed if not e.right
+    ]
     agreeing_errors = [p for p in report.paired if p.duckdb_right and p.same and not p.duckdb.ok]
     return {
         "file": relative(path, root),
@@ -82,6 +84,7 @@ def file_result(path: Path, root: Path) -> dict[str, Any]:
         "agreeing_errors": len(agreeing_errors),
         "foreign_errors": sum(1 for p in report.paired if p.asof.foreign_error),
         "mismatches": mismatches,
+        "duckdb_wrong": duckdb_wrong[:20],
         "final_same": report.final_same,
         "final_diff": _state_diff(duck.state, report.asof.state),
         "state_errors": [e for e in (duck.state_error, report.asof.state_error) if e],
@@ -172,22 +175,33 @@ def load_results(path: Path) -> list[dict[str, Any]]:
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     ran = [r for r in results if "harness_error" not in r and not r.get("skipped")]
     causes: dict[str, dict[str, Any]] = {}
+
+    def count(cause: str, r: dict[str, Any], m: dict[str, Any], follow_on: bool) -> None:
+        c = causes.setdefault(
+            cause, {"statements": 0, "follow_on": 0, "files": set(), "example": None}
+        )
+        c["follow_on" if follow_on else "statements"] += 1
+        c["files"].add(r["file"])
+        if c["example"] is None and not follow_on:
+            c["example"] = {
+                "file": r["file"],
+                "line": m["key"],
+                "sql": m["sql"][:200],
+                "duckdb": "ok" if m["duckdb_ok"] else m["duckdb_error"][:160],
+                "asof": "ok" if m["asof_ok"] else m["asof_error"][:160],
+                "why": m["why"],
+            }
+
     for r in ran:
+        last_cause = None
         for m in r["mismatches"]:
             cause = classify(m)
-            c = causes.setdefault(cause, {"statements": 0, "files": set(), "example": None})
-            c["statements"] += 1
-            c["files"].add(r["file"])
-            if c["example"] is None:
-                c["example"] = {
-                    "file": r["file"],
-                    "line": m["key"],
-                    "sql": m["sql"][:200],
-                    "duckdb": "ok" if m["duckdb_ok"] else m["duckdb_error"][:160],
-                    "asof": "ok" if m["asof_ok"] else m["asof_error"][:160],
-                    "why": m["why"],
-                }
-    ordered = sorted(causes.items(), key=lambda kv: -kv[1]["statements"])
+            if cause == FOLLOW_ON and last_cause is not None:
+                count(last_cause, r, m, True)  # charged to the difference it follows
+                continue
+            count(cause, r, m, False)
+            last_cause = cause
+    ordered = sorted(causes.items(), key=lambda kv: -(kv[1]["statements"] + kv[1]["follow_on"]))
     duck_right = sum(r["duckdb_right"] for r in ran)
     same = sum(r["asof_same"] for r in ran)
     compared_final = [r for r in ran if r["final_same"] is not None]
@@ -219,6 +233,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
             {
                 "cause": cause,
                 "statements": c["statements"],
+                "follow_on": c["follow_on"],
                 "files": len(c["files"]),
                 "example": c["example"],
             }
@@ -274,10 +289,9 @@ def print_summary(s: dict[str, Any]) -> None:
     print(f"live != reopened/clone/as_of/rebuilt/check: {len(div)} files")
     for f, why in div.items():
         print(f"  {f}: {why}")
-    print("causes (statements, files):")
-    counter = collections.OrderedDict((c["cause"], c) for c in s["causes"])
-    for cause, c in counter.items():
-        print(f"  {c['statements']:5d} {c['files']:4d}  {cause}")
+    print("causes (statements, follow-on statements, files):")
+    for c in s["causes"]:
+        print(f"  {c['statements']:5d} {c['follow_on']:5d} {c['files']:4d}  {c['cause']}")
 
 
 if __name__ == "__main__":

@@ -278,7 +278,8 @@ def _check_loops(records: list[Record]) -> None:
 
 
 def substitute(text: str, variables: dict[str, str]) -> str:
-    """`${var}` of the running loops (DuckDB also replaces them inside expected results)."""
+    """`${var}` and `{var}` of the running loops (DuckDB replaces both, in statements and
+    in expected results)."""
     for name, value in variables.items():
-        text = text.replace("${" + name + "}", value)
+        text = text.replace("${" + name + "}", value).replace("{" + name + "}", value)
     return text

@@ -424,3 +424,34 @@ def run_file(
 
         shutil.rmtree(scratch, ignore_errors=True)
     return report
+
+
+class _CheckingAsof(AsofEngine):
+    """An asof engine that deep-checks the database after every statement (slow)."""
+
+    first_failure: tuple[str, str] | None = None
+
+    def execute(self, connection: str | None, sql: str, query: bool) -> Outcome:
+        outcome = super().execute(connection, sql, query)
+        if self.first_failure is None:
+            try:
+                problems = self.cluster.check(DATABASE, deep=True)
+            except Exception as exc:
+                problems = [f"{type(exc).__name__}: {exc}"]
+            if problems:
+                self.first_failure = (sql, "; ".join(problems)[:500])
+        return outcome
+
+
+def first_divergence(path: str | Path) -> tuple[str, str] | None:
+    """The first statement after which the deep check (projection == rebuild from the log)
+    fails, and the check's report; None when it never does. For finding what causes a
+    divergence the final checks reported."""
+    records = parse_file(path)
+    scratch = Path(tempfile.mkdtemp(prefix="slt-bisect-"))
+    engine = _CheckingAsof(scratch)
+    try:
+        run_engine(engine, records, scratch)
+        return engine.first_failure
+    finally:
+        engine.remove()
