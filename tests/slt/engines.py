@@ -153,8 +153,12 @@ def table_digests(
     be compared."""
     out: dict[str, tuple[Any, ...]] = {}
     for name, ident in sorted(tables.items()):
-        schema = run(f"SELECT * FROM {ident} LIMIT 0").schema
-        counted = run(DIGEST_SQL.format(name=ident))
+        try:
+            schema = run(f"SELECT * FROM {ident} LIMIT 0").schema
+            counted = run(DIGEST_SQL.format(name=ident))
+        except Exception as exc:  # an unreadable table is part of the state, and compared
+            out[name] = ("unreadable", f"{type(exc).__name__}: {str(exc)[:200]}")
+            continue
         out[name] = (
             tuple((f.name, str(f.type)) for f in schema),
             counted.column(0)[0].as_py(),
@@ -239,13 +243,11 @@ class DuckDBEngine:
         con = self.db.cursor()
         try:
             tables = {
-                name if schema == "main" else f"{schema}.{name}": (
-                    quote_ident(name)
-                    if schema == "main"
-                    else f"{quote_ident(schema)}.{quote_ident(name)}"
+                name if schema == "main" else f"{schema}.{name}": ".".join(
+                    quote_ident(p) for p in (database, schema, name)
                 )
-                for schema, name in con.execute(
-                    "SELECT schema_name, table_name FROM duckdb_tables() "
+                for database, schema, name in con.execute(
+                    "SELECT database_name, schema_name, table_name FROM duckdb_tables() "
                     "WHERE NOT temporary AND NOT internal "
                     "AND database_name = current_database()"
                 ).fetchall()

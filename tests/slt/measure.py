@@ -16,6 +16,7 @@ import argparse
 import fnmatch
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from .classify import FOLLOW_ON, classify
 from .corpus import corpus_dir, corpus_files, relative
 
 DEFAULT_OUT = Path("slt-results")
+NONDETERMINISTIC = re.compile(r"\b(random|uuid|gen_random_uuid)\s*\(", re.I)
 
 
 # ------------------------------------------------------------------ one file
@@ -116,10 +118,10 @@ def worker(files: list[str], out: Path) -> None:
 
 
 # ------------------------------------------------------------------ the corpus
-def run_corpus(names: list[str], out_dir: Path, timeout: float) -> None:
+def run_corpus(names: list[str], out_dir: Path, timeout: float, rerun: bool = False) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / "results.jsonl"
-    done = {r["file"] for r in load_results(results)}
+    done = set() if rerun else {r["file"] for r in load_results(results)}
     todo = [n for n in names if n not in done]
     print(f"{len(done)} files done before, {len(todo)} to run", flush=True)
     while todo:
@@ -201,6 +203,25 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             count(cause, r, m, False)
             last_cause = cause
+    root = corpus_dir()
+    final_causes: dict[str, list[str]] = {}
+    for r in ran:
+        if r["final_same"] is not False:
+            continue
+        text = ""
+        if root is not None:
+            path = root / "test" / "sql" / r["file"]
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+        direct = [classify(m) for m in r["mismatches"] if not m.get("follows")]
+        # a refused SET is mostly a harmless setting; name what else differed, if anything
+        direct = [c for c in direct if not c.startswith("SET")] + direct
+        if direct:
+            why = direct[0]
+        elif NONDETERMINISTIC.search(text):
+            why = "random values (random(), uuid()): the two engines drew different ones"
+        else:
+            why = "no statement differed, yet the final state does"
+        final_causes.setdefault(why, []).append(r["file"])
     ordered = sorted(causes.items(), key=lambda kv: -(kv[1]["statements"] + kv[1]["follow_on"]))
     duck_right = sum(r["duckdb_right"] for r in ran)
     same = sum(r["asof_same"] for r in ran)
@@ -227,6 +248,9 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "files_final_state_different": sorted(
             r["file"] for r in compared_final if not r["final_same"]
         ),
+        "files_final_state_different_by_cause": dict(
+            sorted(final_causes.items(), key=lambda kv: -len(kv[1]))
+        ),
         "files_live_differs_from_reopened_clone_asof_rebuilt": divergent,
         "files_without_invariant_check": no_invariants,
         "causes": [
@@ -248,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per file")
     ap.add_argument("--only", nargs="*", default=None, help="glob(s) on the file's path")
+    ap.add_argument("--rerun", action="store_true", help="run files that have results too")
     ap.add_argument("--summarize", type=Path, default=None)
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("files", nargs="*", help=argparse.SUPPRESS)
@@ -264,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         names = [relative(p, root) for p in corpus_files(root)]
         if args.only:
             names = [n for n in names if any(fnmatch.fnmatch(n, g) for g in args.only)]
-        run_corpus(names, out_dir, args.timeout)
+        run_corpus(names, out_dir, args.timeout, args.rerun)
     summary = summarize(load_results(out_dir / "results.jsonl"))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print_summary(summary)
