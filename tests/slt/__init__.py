@@ -1,0 +1,1 @@
+"""sqllogictest runner, asof's own .test files and the DuckDB-corpus measurement."""
