@@ -318,24 +318,28 @@ class StateCache:
         max_rows: int = 4_000_000,
     ) -> None:
         self._factory = host_factory
-        self._host: StateHost | None = None
+        self._hosts: dict[str, StateHost] = {}
         self.capacity = capacity
         self.max_rows = max_rows
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, int], HostedState] = OrderedDict()
 
-    @property
-    def host(self) -> StateHost:
+    def host(self, db_id: str) -> StateHost:
+        """The state host of one database: each database has its own DuckDB instance, so
+        that nothing a query can name (catalogs, `duckdb_tables()`, attached files) belongs
+        to another database. It starts with the database's first built state (~10 ms) and
+        lives until the cluster closes."""
         with self._lock:
-            if self._host is None:
-                self._host = self._factory()
-            return self._host
+            host = self._hosts.get(db_id)
+            if host is None:
+                host = self._hosts[db_id] = self._factory()
+            return host
 
     def open(self, rt: DatabaseRuntime, micros: int, *, rebuild: bool = False) -> Snapshot:
         """What a new AS OF handle at `micros` reads from (`rebuild`: a new state, built
         from the log and not shared)."""
         if rebuild:
-            return HostedSnapshot(self.host.build(rt.store, rt.recorder, micros))
+            return HostedSnapshot(self.host(rt.db_id).build(rt.store, rt.recorder, micros))
         head = rt.recorder.head()
         txn_id = last_txn_at(rt.recorder, micros)
         build = lambda: self.state(rt, micros, txn_id)  # noqa: E731
@@ -373,7 +377,7 @@ class StateCache:
                 cached.materialize(self.max_rows // 2)
                 self._evict()
             return cached
-        state = self.host.build(rt.store, rt.recorder, micros)
+        state = self.host(rt.db_id).build(rt.store, rt.recorder, micros)
         if state.rows > self.max_rows // 2:
             return state  # too big to keep: the handle holds the only reference
         with self._lock:
@@ -411,9 +415,9 @@ class StateCache:
     def close(self) -> None:
         self.discard()
         with self._lock:
-            if self._host is not None:
-                self._host.close()
-                self._host = None
+            hosts, self._hosts = list(self._hosts.values()), {}
+        for host in hosts:
+            host.close()
 
 
 def last_txn_at(recorder: Recorder, micros: int) -> int:

@@ -261,7 +261,9 @@ class Session:
         sequence ignores rollback) and refuse the statement, so no row id is handed out
         twice."""
         if self.row_id_mark() < mark:
-            self.cur.execute(f"SELECT system.main.setval('{ROW_ID_SEQUENCE}', {int(mark)})")
+            self.cur.execute(
+                f"SELECT system.main.setval('{ROW_ID_SEQUENCE}', {int(mark)})"
+            ).fetchall()
             raise NotSupportedError(
                 f"the statement moved asof's internal sequence {ROW_ID_SEQUENCE}; it was refused"
             )
