@@ -195,6 +195,11 @@ class Session:
                 f"{st.verb} statements reach outside the database and are refused; open the "
                 "cluster with allow_external_access=True to allow them"
             )
+        if st.type == "MULTI":  # ADD COLUMN with a volatile default: an ALTER and an UPDATE
+            raise NotSupportedError(
+                f"this {st.verb} runs as several statements in DuckDB and is not supported; "
+                "add the column, then set its values with UPDATE"
+            )
         raise NotSupportedError(f"{st.verb} statements are not supported by asof")
 
     def reach(self, st: Statement, params: Any = None) -> Reach:
