@@ -30,6 +30,7 @@ from asof.projections.naming import (
     STORAGE_SCHEMA,
     STORED_COLUMNS,
     TABLES_TABLE,
+    VERSION_FROM,
     first_row,
     storage_table,
 )
@@ -44,7 +45,7 @@ from asof.queryapi.result import Result
 from asof.queryapi.sql import bulkinsert, ddl, fastinsert
 from asof.queryapi.sql.coalesce import coalesce
 from asof.queryapi.sql.dml import DmlPlan, TableInfo, plan_dml
-from asof.queryapi.sql.guard import Guard, Reach
+from asof.queryapi.sql.guard import Guard, Reach, bound_plan
 from asof.queryapi.sql.statements import Name, Statement, explain_target, find_kw, split
 from asof.queryapi.translate import translate
 
@@ -281,6 +282,7 @@ class Session:
             "SELECT table_name, column_default FROM duckdb_columns() "
             "WHERE database_name = current_database() AND schema_name = ? "
             "AND column_default IS NOT NULL AND table_name SIMILAR TO 't[0-9]+' "
+            f"AND column_name NOT IN ('{ROW_ID}', '{VERSION_FROM}') "
             "UNION ALL SELECT table_name, expression FROM duckdb_constraints() "
             "WHERE database_name = current_database() AND schema_name = ? "
             "AND constraint_type = 'CHECK' AND table_name SIMILAR TO 't[0-9]+'",
@@ -292,8 +294,23 @@ class Session:
             if wanted is None or table in wanted:
                 by_table.setdefault(table, []).append(f"({expr})")
         for table, items in sorted(by_table.items()):
-            self.guard.check(
-                self.cur, f"SELECT {', '.join(items)} FROM {STORAGE_SCHEMA}.{table}", writing=True
+            sql = f"SELECT {', '.join(items)} FROM {STORAGE_SCHEMA}.{table}"
+            self.guard.check(self.cur, sql, writing=True)
+            self._refuse_variables(sql)
+
+    def _refuse_variables(self, sql: str) -> None:
+        """DuckDB binds getvariable() to its value, so no plan names it: bind `sql` again
+        with asof's transaction variable changed. A CHECK that read it would pass here and
+        fail when the table is rebuilt from the log, where the variable is not set."""
+        first = bound_plan(self.cur, sql)
+        self.cur.execute(versions.writing_sql(-1))
+        try:
+            second = bound_plan(self.cur, sql)
+        finally:
+            self.cur.execute(versions.writing_sql(self._txn_id))
+        if first != second:
+            raise NotSupportedError(
+                f"a default or CHECK reads {versions.TXN_VARIABLE}, asof's own variable; remove it"
             )
 
     # ------------------------------------------------------------ catalog

@@ -87,6 +87,10 @@ def _split(sql: str) -> tuple[Statement, ...]:
             continue
         named = frozenset(getattr(st, "named_parameters", ()) or ())
         toks = tokenize(text)
+        if toks and toks[-1].end < len(text):
+            # A trailing comment would swallow what a rewrite appends (RETURNING ...).
+            text = text[: toks[-1].end].rstrip().rstrip(";").rstrip()
+            toks = tokenize(text)
         kind = st.type.name
         if kind == "EXPLAIN" and _explains_a_write(text, toks):
             # EXPLAIN ANALYZE runs its statement: a write would bypass the log.
