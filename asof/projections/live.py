@@ -77,6 +77,9 @@ class DatabaseRuntime:
         self.read_only = read_only
         self.write_lock = threading.Lock()
         self.catalog_cache = CatalogCache()
+        #: What user statements reach, as queryapi/sql/guard.py found it, shared by the
+        #: database's handles and kept per catalog epoch.
+        self.verdicts: dict[Any, Any] = {}
         # (since_txn, tables) for AS OF views over row versions (projections/snapshots.py)
         self.version_tables: tuple[int, Any] | None = None
         self.view_cursors = ViewCursors()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -49,6 +50,9 @@ class LiveSnapshot:
             info is not None and head is not None and head.txn_id == info.txn_id
         )
         return same and (info is None or info.ts.physical <= micros)
+
+    #: What its statements bind against, for the guard's shared verdicts.
+    scope: object = "live"
 
     def session_cursor(self) -> duckdb.DuckDBPyConnection:
         return self.cur
@@ -129,6 +133,7 @@ class HostedSnapshot:
     def __init__(self, state: HostedState) -> None:
         self.state = state
         self.cur = state.cursor()
+        self.scope = ("hosted", state.name)
 
     def session_cursor(self) -> duckdb.DuckDBPyConnection:
         return self.cur
@@ -174,6 +179,7 @@ class VersionedSnapshot:
         self._hosted: HostedSnapshot | None = None
         self._pool: tuple[DatabaseRuntime, tuple[int, int]] | None = None  # where `cur` goes
         self.moved = False
+        self.scope = "versions"
 
     @classmethod
     def attach(
@@ -319,6 +325,10 @@ class StateCache:
     ) -> None:
         self._factory = host_factory
         self._hosts: dict[str, StateHost] = {}
+        self._host_lock = threading.Lock()
+        self._spare: Future[StateHost] | None = None
+        self._starter: ThreadPoolExecutor | None = None
+        self._closed = False
         self.capacity = capacity
         self.max_rows = max_rows
         self._lock = threading.Lock()
@@ -327,12 +337,22 @@ class StateCache:
     def host(self, db_id: str) -> StateHost:
         """The state host of one database: each database has its own DuckDB instance, so
         that nothing a query can name (catalogs, `duckdb_tables()`, attached files) belongs
-        to another database. It starts with the database's first built state (~10 ms) and
-        lives until the cluster closes."""
-        with self._lock:
+        to another database. It lives until the cluster closes.
+
+        Starting an instance costs ~10 ms, more than the first query of a fresh clone, so
+        one spare is kept started in the background: a database's first built state takes
+        it, and the next spare starts."""
+        with self._host_lock:
             host = self._hosts.get(db_id)
-            if host is None:
-                host = self._hosts[db_id] = self._factory()
+            if host is not None:
+                return host
+            spare, self._spare = self._spare, None
+            host = spare.result() if spare is not None else self._factory()
+            self._hosts[db_id] = host
+            if not self._closed:
+                if self._starter is None:
+                    self._starter = ThreadPoolExecutor(1, thread_name_prefix="asof-state-host")
+                self._spare = self._starter.submit(self._factory)
             return host
 
     def open(self, rt: DatabaseRuntime, micros: int, *, rebuild: bool = False) -> Snapshot:
@@ -414,8 +434,18 @@ class StateCache:
 
     def close(self) -> None:
         self.discard()
-        with self._lock:
+        with self._host_lock:
+            self._closed = True
             hosts, self._hosts = list(self._hosts.values()), {}
+            spare, self._spare = self._spare, None
+            starter, self._starter = self._starter, None
+        if spare is not None:
+            try:
+                hosts.append(spare.result())
+            except Exception:  # a spare that failed to start holds nothing
+                pass
+        if starter is not None:
+            starter.shutdown(wait=True)
         for host in hosts:
             host.close()
 

@@ -76,7 +76,7 @@ class Database:
                     "the cluster was opened read-only",
                     self._rt.store,
                     self._rt.recorder,
-                    guard=_guard(self._rt),
+                    guard=_guard(self._rt, "read-only"),
                 )
             else:
                 self._session = Session(self._rt)
@@ -197,7 +197,7 @@ class AsOf:
             "clone it to write",
             self._rt.store,
             self._rt.recorder,
-            guard=_guard(self._rt),
+            guard=_guard(self._rt, self._source.scope),
         )
 
     @property
@@ -269,7 +269,10 @@ class AsOf:
         return f"<AsOf {self.name!r} at {self.ts} ({format_micros(self.ts)} UTC)>"
 
 
-def _guard(rt: DatabaseRuntime) -> Guard:
-    """A read-only handle's guard: its verdicts last while the database's catalog does (an
-    AS OF handle may read through the live projection's catalog)."""
-    return Guard(external=rt.allow_external_access, epoch=rt.catalog_epoch)
+def _guard(rt: DatabaseRuntime, scope: object) -> Guard:
+    """A read-only handle's guard: its verdicts are shared with the database's other handles
+    on the same `scope` and last while the database's catalog does (an AS OF handle may read
+    through the live projection's catalog)."""
+    return Guard(
+        external=rt.allow_external_access, epoch=rt.catalog_epoch, cache=rt.verdicts, scope=scope
+    )

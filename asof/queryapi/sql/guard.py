@@ -101,15 +101,32 @@ class Reach:
     checked: bool = True
 
 
-class Guard:
-    """The check, with its verdicts cached for one cursor's database."""
+Verdicts = dict[tuple[object, str, bool, Any], tuple[object, Reach]]
 
-    def __init__(self, *, external: bool, epoch: Callable[[], object]) -> None:
+
+class Guard:
+    """The check, with its verdicts cached.
+
+    `cache` may be shared by the guards of one database (every AS OF handle has its own
+    guard, and a pooled handle costs less than one bind): verdicts are kept per `scope`,
+    which names what the cursor's statements bind against (the live catalog, the row
+    versions' views, one built state).
+    """
+
+    def __init__(
+        self,
+        *,
+        external: bool,
+        epoch: Callable[[], object],
+        cache: Verdicts | None = None,
+        scope: object = None,
+    ) -> None:
         self.external = external
+        self.scope = scope
         self._epoch = epoch
         self._cursor: duckdb.DuckDBPyConnection | None = None
         self._catalog = ""
-        self._cache: dict[tuple[str, bool, Any], tuple[object, Reach]] = {}
+        self._cache: Verdicts = {} if cache is None else cache
 
     def check(
         self,
@@ -122,19 +139,18 @@ class Guard:
         """Raise NotSupportedError when `sql` reaches beyond the user's objects; else say
         what it moves. `writing`: the statement is a rewritten write on a storage table,
         whose row id defaults call nextval on asof's row id sequence."""
-        if cur is not self._cursor:
-            self._cursor = cur
-            self._catalog = cur.execute("SELECT system.main.current_database()").fetchall()[0][0]
-            self._cache.clear()
         epoch = self._epoch()
         values = params_key(params)
-        key = (sql, writing, values)
+        key = (self.scope, sql, writing, values)
         cached = self._cache.get(key) if values is not None else None
         if cached is not None and cached[0] == epoch:
             return cached[1]
+        if cur is not self._cursor:
+            self._cursor = cur
+            self._catalog = cur.execute("SELECT system.main.current_database()").fetchall()[0][0]
         reach = self._inspect(cur, sql, params, writing)
         if values is not None:
-            if len(self._cache) > 512:
+            if len(self._cache) > 1024:
                 self._cache.clear()
             self._cache[key] = (epoch, reach)
         return reach
@@ -325,12 +341,19 @@ def _literal(value: Any) -> str:
 
 
 def params_key(params: Any) -> Any:
-    """A cache key for parameter values (None when they cannot be one)."""
+    """A cache key for parameter values (None when they cannot be one).
+
+    Only a text (or bytes) value can bind differently: it may name a sequence, a table or
+    a query. A number, a time or a NULL names nothing outside the user's own objects
+    (`?::VARCHAR` spells digits), and DuckDB binds the same plan whatever it is, so such
+    values are keyed by their type alone: a single-row UPDATE by key is checked once."""
     if params is None:
         return ()
     items = params.items() if isinstance(params, dict) else enumerate(params)
     try:
-        key = tuple((k, type(v).__name__, v) for k, v in items)
+        key = tuple(
+            (k, type(v).__name__, v if isinstance(v, str | bytes) else None) for k, v in items
+        )
         hash(key)
     except TypeError:
         return None

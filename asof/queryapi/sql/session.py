@@ -77,7 +77,12 @@ class Session:
         self._txn_id = 0  # the id the open write transaction will commit under
         self._superseded = versions.Superseded()
         self._barrier = False  # the transaction restarts row version coverage
-        self.guard = Guard(external=runtime.allow_external_access, epoch=runtime.catalog_epoch)
+        self.guard = Guard(
+            external=runtime.allow_external_access,
+            epoch=runtime.catalog_epoch,
+            cache=runtime.verdicts,
+            scope="live",
+        )
 
     # ----------------------------------------------------------------- public
     def execute(self, sql: str, params: Any = None) -> Result:
