@@ -140,6 +140,7 @@ OUTSIDE = [
     "SELECT * FROM duckdb_databases()",
     "SELECT database_name, path FROM duckdb_databases()",
     "SELECT current_setting('allowed_directories')",
+    "SELECT setseed(0.5)",
     "SELECT * FROM duckdb_settings()",
     "SELECT * FROM read_blob('{ckpt}/*')",
     "SELECT * FROM read_text('{ckpt}/*')",
@@ -350,3 +351,33 @@ def test_the_cli_shell_is_contained(tmp_path):
     with Cluster.open(tmp_path / "data") as cluster:
         t.cluster = cluster
         assert t.snapshot(t.a) == before
+
+
+#: Parameters name what the text does not: checked with their values bound.
+PARAMETERIZED = [
+    ("SELECT setval(?, 1)", ["_asof.rid"]),
+    ("SELECT nextval(?)", ["_asof.rid"]),
+    ("SELECT nextval($1)", ["_ASOF.RID"]),
+    ("SELECT setval($seq, $v)", {"seq": "_asof.rid", "v": 1}),
+    ("SELECT nextval(?::VARCHAR || '')", ["_asof.rid"]),
+    ("SELECT * FROM query(?)", ["SELECT setval('_asof.rid', 1)"]),
+    ("SELECT * FROM query_table(?)", ["b.main.b_secret"]),
+    ("SELECT * FROM read_blob(?)", ["{ckpt}/*"]),
+    ("UPDATE t SET v = setval(?, ?) WHERE k = ?", ["_asof.rid", 1, 1]),
+    ("INSERT INTO t SELECT nextval(?), ?", ["_asof.rid", 0]),
+]
+
+
+@pytest.mark.parametrize("kind", ["live", "as_of_versions", "fresh_clone"])
+@pytest.mark.parametrize(("sql", "params"), PARAMETERIZED)
+def test_parameters_are_checked_with_their_values(target, kind, sql, params):
+    if isinstance(params, list):
+        params = [p.format(ckpt=target.checkpoints()) if isinstance(p, str) else p for p in params]
+    with handle(target, kind) as db:
+        run = lambda: db.sql(sql, params)  # noqa: E731
+        assert attempt(target, db, run, writable=kind in WRITABLE) == "refused"
+    # The same text with a harmless value still runs, and its verdict is not reused.
+    if sql == "SELECT nextval(?)":
+        assert attempt(target, target.a, lambda: target.a.sql(sql, ["s"]), writable=True) == "ran"
+        again = lambda: target.a.sql(sql, ["_asof.rid"])  # noqa: E731
+        assert attempt(target, target.a, again, writable=True) == "refused"

@@ -14,7 +14,8 @@ its catalog entry) and the plan is checked here:
 * a table function must be one that reads nothing outside the database (ranges, unnest,
   catalog listings, table scans), unless the cluster allows external access; a table scan
   must read the statement's own database (or a checkpoint it shares), never another one.
-* `current_setting` is refused: settings name the cluster's directories.
+* `current_setting` (settings name the cluster's directories) and `setseed` (it changes
+  state a pooled cursor carries to the next handle) are refused.
 
 Parameters are written into the checked text as literals of their values (DuckDB serializes
 no plan with unbound parameters). Verdicts are cached per statement text and parameter
@@ -39,7 +40,9 @@ from asof.queryapi.sql.statements import Token, tokenize, unquote
 
 SEQUENCE_FUNCTIONS = frozenset({"nextval", "setval", "currval"})
 MOVING_FUNCTIONS = frozenset({"nextval", "setval"})
-REFUSED_FUNCTIONS = frozenset({"current_setting"})
+#: current_setting names the cluster's directories; setseed changes the connection's random
+#: state, which pooled AS OF cursors carry from one handle to the next.
+REFUSED_FUNCTIONS = frozenset({"current_setting", "setseed"})
 
 #: Table functions a statement may call when external access is off: none reads a file, a
 #: setting, another database or runs SQL of its own. Anything else is refused.
@@ -165,7 +168,13 @@ class Guard:
                 return Reach(checked=False)
             raise
         moves: set[str] = set()
+        row_ids = 0  # nextval calls on the row id sequence
+        defaults = 0  # of them, the row id defaults of the storage tables written to
         for node in _nodes(plan):
+            if node.get("type") in ("LOGICAL_INSERT", "LOGICAL_MERGE_INTO"):  # an upsert merges
+                defaults += 1  # the default of the rows it inserts, bound into its input
+            if "bound_defaults" in node:  # defaults kept for an UPDATE or an upsert
+                defaults += sum(1 for d in _nodes(node["bound_defaults"]) if _is_row_id_call(d))
             qname = node.get("qname")
             if not isinstance(qname, dict):
                 continue
@@ -174,12 +183,19 @@ class Guard:
                 self._check_table_function(name, node)
             elif name in SEQUENCE_FUNCTIONS:
                 seq = self._check_sequence(name, node, writing)
-                if seq is not None and name in MOVING_FUNCTIONS:
+                if seq is None:
+                    row_ids += 1
+                elif name in MOVING_FUNCTIONS:
                     moves.add(seq)
             elif name in REFUSED_FUNCTIONS:
                 raise NotSupportedError(
-                    f"{name}() is refused: settings describe the server, not the database"
+                    f"{name}() is refused: it reads or changes the server's state, not the "
+                    "database's"
                 )
+        if row_ids > defaults:  # more than the defaults: the statement calls it itself
+            raise NotSupportedError(
+                f"the sequence {ROW_ID_SEQUENCE} is internal to asof; use your own sequences"
+            )
         return Reach(frozenset(moves))
 
     def _check_table_function(self, name: str, node: dict[str, Any]) -> None:
@@ -222,6 +238,16 @@ class Guard:
         if schema.lower() != "main":
             raise NotSupportedError(f"{name}() may use only sequences in the main schema")
         return f"{schema}.{seq}".lower()
+
+
+def _is_row_id_call(node: dict[str, Any]) -> bool:
+    qname = node.get("qname")
+    if not isinstance(qname, dict) or (qname.get("path") or [""])[-1] != "nextval":
+        return False
+    data = node.get("function_data")
+    info = data.get("sequence_create_info") if isinstance(data, dict) else None
+    path = (info or {}).get("qualified_name", {}).get("path") if info else None
+    return bool(path) and ".".join(path[-2:]).lower() == ROW_ID_SEQUENCE
 
 
 def bound_plan(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
