@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -82,20 +83,34 @@ def sql(
         "ON_ERROR_STOP=1",
         "ON_ERROR_STOP=ON",
     )
-    with open_cluster(ctx, create=True) as cluster:
-        handle = _handle(cluster, database)
-        if not commands and not files:
-            _shell(cluster, database, handle, fmt, stop)
-            return
-        runner = ScriptRunner(
-            click.echo, _err, fmt=fmt, expand=expanded, bail=stop or bool(commands)
-        )
-        for text in commands:
-            if not runner.run(handle, text):
-                ctx.exit(1)
-        for fh in files:
-            if not runner.run(handle, fh.read()):
-                ctx.exit(3)
+    interactive = not commands and not files and sys.stdin.isatty()
+    if interactive:
+        # Ctrl-C must reach the thread reading the line. A signal goes to any thread that
+        # does not block it, so the threads DuckDB starts while the cluster and the
+        # database open are made to block it; the shell's own thread unblocks it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with open_cluster(ctx, create=True) as cluster:
+            handle = _handle(cluster, database)
+            if not commands and not files:
+                if interactive and database is not None and hasattr(handle, "session"):
+                    _ = handle.session  # open the projection (and its threads) now
+                if interactive:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                _shell(cluster, database, handle, fmt, stop)
+                return
+            runner = ScriptRunner(
+                click.echo, _err, fmt=fmt, expand=expanded, bail=stop or bool(commands)
+            )
+            for text in commands:
+                if not runner.run(handle, text):
+                    ctx.exit(1)
+            for fh in files:
+                if not runner.run(handle, fh.read()):
+                    ctx.exit(3)
+    finally:
+        if interactive:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _err(text: str) -> None:

@@ -8,6 +8,7 @@ and keeps a history with readline, and Ctrl-C clears the line instead of leaving
 from __future__ import annotations
 
 import os
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,30 @@ Input/Output
   \\i FILE             run the statements in FILE
   \\o [FILE]           send results to FILE (or back to the screen)
   \\echo TEXT          print TEXT"""
+
+
+_CANCEL = "\x1f"
+
+
+def _input_with_ctrl_c_as_a_key(stream: TextIO, prompt: str) -> str:
+    """input(), with the terminal's SIGINT key turned off while the line is read.
+
+    A signal goes to any thread of the process, and DuckDB's threads do not block it; one
+    that lands elsewhere leaves the reading thread waiting. Read as a key, Ctrl-C always
+    reaches readline. The terminal gets its own settings back before the statement runs.
+    """
+    try:
+        fd = stream.fileno()
+        saved = termios.tcgetattr(fd)
+    except (OSError, ValueError, termios.error):
+        return input(prompt)
+    quiet = list(saved)
+    quiet[3] &= ~termios.ISIG
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        return input(prompt)
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 def _toggle(arg: str, current: bool) -> bool:
@@ -136,10 +161,13 @@ class Shell:
     def _read(self, stream: TextIO, prompt: str, interactive: bool) -> str | None:
         if interactive:
             try:
-                return input(prompt)
+                line = _input_with_ctrl_c_as_a_key(stream, prompt)
             except EOFError:
                 self._screen("")
                 return None
+            if _CANCEL in line:
+                raise KeyboardInterrupt
+            return line
         line = stream.readline()
         return line if line else None
 
@@ -148,6 +176,10 @@ class Shell:
             import readline
         except ImportError:  # pragma: no cover - not on every platform
             return
+        # Ctrl-C at the prompt clears the line and the statement being typed, as in psql:
+        # readline sees it as a key (see _input_with_ctrl_c_as_a_key) and answers with a
+        # line holding only _CANCEL.
+        readline.parse_and_bind(r'"\C-c": "\C-e\C-u\x1f\C-m"')
         history = Path(os.environ.get("ASOF_HISTORY", Path.home() / ".asof_history"))
         try:
             readline.read_history_file(history)
