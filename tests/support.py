@@ -34,3 +34,38 @@ def seed(cluster):
     db.sql("DROP TABLE t1")
     db.sql("INSERT INTO t2 (key,c1) SELECT i,md5(random()::text) FROM generate_series(6,7) AS i")
     return db, ts
+
+
+def digest(handle) -> dict:
+    """Everything a hostile statement must leave alone, read through allowed SQL: every
+    user table's rows, every sequence of the database (asof's row id sequence included),
+    its views and macros."""
+    tables = [r[0] for r in handle.sql("SELECT name FROM _asof.tables ORDER BY name").fetchall()]
+    return {
+        "tables": {t: table_rows(handle, t) for t in tables},
+        "sequences": handle.sql(
+            "SELECT schema_name, sequence_name, last_value FROM duckdb_sequences() "
+            "WHERE database_name = current_database() ORDER BY ALL"
+        ).fetchall(),
+        "views": handle.sql(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() "
+            "AND NOT internal AND schema_name = 'main' ORDER BY ALL"
+        ).fetchall(),
+        "macros": handle.sql(
+            "SELECT function_name, macro_definition FROM duckdb_functions() "
+            "WHERE database_name = current_database() AND schema_name = 'main' ORDER BY ALL"
+        ).fetchall(),
+    }
+
+
+def user_state(handle) -> dict:
+    """What the log must reproduce: user tables and user sequences (the row id sequence is
+    derived, not logged)."""
+    d = digest(handle)
+    d["sequences"] = [s for s in d["sequences"] if s[0] == "main"]
+    return d
+
+
+def head_txn(db) -> int:
+    txns = list(db.transactions())
+    return txns[-1].txn_id if txns else 0

@@ -101,7 +101,7 @@ def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
         con.execute(data["sql"])
         return
     if kind == kinds.SEQUENCE_VALUE:
-        advance_sequence(con, data["name"], data["last_value"])
+        set_sequence(con, data["name"], data["last_value"])
         return
     tid = table_of(event)
     if kind == kinds.ROWS:
@@ -211,24 +211,32 @@ def _has_non_insert(ops: pa.ChunkedArray) -> bool:
     return bool(pc.any(pc.not_equal(ops, RowOp.INSERT)).as_py())
 
 
-def advance_sequence(con: duckdb.DuckDBPyConnection, name: str, last_value: int) -> None:
-    """Move a sequence forward until its last value is `last_value` (sequences only go up)."""
-    row = first_row(
+def _sequence_row(con: duckdb.DuckDBPyConnection, name: str) -> tuple | None:
+    return first_row(
         con,
-        "SELECT last_value, start_value, increment_by FROM duckdb_sequences() "
-        "WHERE database_name = current_database() "
+        "SELECT last_value, start_value, increment_by FROM system.main.duckdb_sequences() "
+        "WHERE database_name = system.main.current_database() "
         "AND lower(schema_name) = lower(?) AND lower(sequence_name) = lower(?)",
         _split_name(name),
     )
+
+
+def set_sequence(con: duckdb.DuckDBPyConnection, name: str, last_value: int) -> None:
+    """Put a user sequence where the log says it stood (`setval` may have moved it back)."""
+    row = _sequence_row(con, name)
+    if row is not None and row[0] != last_value:
+        con.execute(f"SELECT system.main.setval({quote_literal(name)}, ?)", [last_value]).fetchall()
+
+
+def advance_sequence(con: duckdb.DuckDBPyConnection, name: str, last_value: int) -> None:
+    """Move a sequence forward until its last value is at least `last_value` (the row id
+    sequence only goes up)."""
+    row = _sequence_row(con, name)
     if row is None:
         return
-    current, start, step = row
-    if current is None:
-        steps = (last_value - start) // step + 1
-    else:
-        steps = (last_value - current) // step
-    if steps > 0:
-        con.execute(f"SELECT max(nextval({quote_literal(name)})) FROM range(?)", [steps]).fetchall()
+    current = row[0]
+    if current is None or current < last_value:
+        con.execute(f"SELECT system.main.setval({quote_literal(name)}, ?)", [last_value]).fetchall()
 
 
 def _split_name(name: str) -> list[str]:

@@ -229,7 +229,7 @@ def _add_from_column(con: duckdb.DuckDBPyConnection, table: str) -> bool:
         return False
     con.execute(
         f"ALTER TABLE {table} ADD COLUMN {VERSION_FROM} BIGINT DEFAULT 0;\n"
-        f"ALTER TABLE {table} ALTER COLUMN {VERSION_FROM} SET DEFAULT getvariable('{TXN_VARIABLE}')"
+        f"ALTER TABLE {table} ALTER COLUMN {VERSION_FROM} SET DEFAULT system.main.getvariable('{TXN_VARIABLE}')"
     )
     return True
 

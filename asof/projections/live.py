@@ -44,8 +44,11 @@ class CatalogCache:
         self.has_sequences: bool | None = None
         self.lazy: set[int] | None = None
         self.fast: dict[int, Any] = {}  # table id -> FastTable, or None when not eligible
+        #: Counts the clears: what was decided against the catalog holds while it stands.
+        self.epoch = 0
 
     def clear(self) -> None:
+        self.epoch += 1
         self.tables.clear()
         self.has_sequences = None
         self.lazy = None
@@ -87,6 +90,9 @@ class DatabaseRuntime:
         #: Why handles on this runtime no longer work (set when the database is dropped).
         self.gone: str | None = None
         self.catalog_cache = CatalogCache()
+        #: What user statements reach, as queryapi/sql/guard.py found it, shared by the
+        #: database's handles and kept per catalog epoch.
+        self.verdicts: dict[Any, Any] = {}
         # (since_txn, tables) for AS OF views over row versions (projections/snapshots.py)
         self.version_tables: tuple[int, Any] | None = None
         self.view_cursors = ViewCursors()
@@ -130,6 +136,10 @@ class DatabaseRuntime:
             if self._projection is None:
                 self._projection = self._open_projection()
             return self._projection
+
+    def catalog_epoch(self) -> tuple[int, int]:
+        """Changes whenever the catalog may have: a DDL, a rollback, a new projection."""
+        return (self.catalog_cache.epoch, self.generation)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the live projection, with every committed transaction applied."""

@@ -52,7 +52,7 @@ def add_from_column_sql(table_id: int) -> str:
     session sets on its cursor (`writing_sql`) before the first statement runs."""
     return (
         f"ALTER TABLE {storage_table(table_id)} ADD COLUMN {VERSION_FROM} BIGINT "
-        f"DEFAULT getvariable('{TXN_VARIABLE}')"
+        f"DEFAULT system.main.getvariable('{TXN_VARIABLE}')"
     )
 
 
@@ -349,7 +349,7 @@ def state_views_sql(tables: Tables, txn_id: int | None, since: int | None = None
     past state never change while coverage stays at `since`, which each query checks as
     DuckDB binds it (`SINCE_MACRO` takes a parameter named after it: once coverage moved,
     the query fails to bind; else the check folds to true and costs nothing)."""
-    n = f"getvariable('{AT_VARIABLE}')" if txn_id is None else str(int(txn_id))
+    n = f"system.main.getvariable('{AT_VARIABLE}')" if txn_id is None else str(int(txn_id))
     guard = ""
     if since is not None:
         guard = f" AND {SINCE_MACRO}(since_{int(since)} := NULL) = {int(since)}"

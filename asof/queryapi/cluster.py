@@ -258,7 +258,7 @@ class Cluster:
                     self.clock,
                     allow_external_access=self.allow_external_access,
                     read_only=self.read_only,
-                    host=lambda: self._states.host,
+                    host=functools.partial(self._states.host, rec.db_id),
                 )
                 rt.commit_hooks.append(self._scheduled_checkpoint)
                 self._runtimes[rec.db_id] = rt

@@ -23,6 +23,7 @@ from asof.queryapi.forensics.source import Source
 from asof.queryapi.forensics.timeline import timeline
 from asof.queryapi.result import Result
 from asof.queryapi.sql.cluster_sql import is_cluster_statement
+from asof.queryapi.sql.guard import Guard
 from asof.queryapi.sql.session import ReadOnlySession, Session
 from asof.queryapi.sql.sqlrewrite import time_travel
 from asof.queryapi.timeref import format_micros, to_micros
@@ -94,6 +95,7 @@ class Database:
                     "the cluster was opened read-only",
                     self._rt.store,
                     self._rt.recorder,
+                    guard=_guard(self._rt, "read-only"),
                 )
             else:
                 self._session = Session(self._rt)
@@ -266,6 +268,7 @@ class AsOf:
             "clone it to write",
             self._rt.store,
             self._rt.recorder,
+            guard=_guard(self._rt, self._source.scope),
         )
 
     @property
@@ -338,3 +341,12 @@ class AsOf:
 
     def __repr__(self) -> str:
         return f"<AsOf {self.name!r} at {self.ts} ({format_micros(self.ts)} UTC)>"
+
+
+def _guard(rt: DatabaseRuntime, scope: object) -> Guard:
+    """A read-only handle's guard: its verdicts are shared with the database's other handles
+    on the same `scope` and last while the database's catalog does (an AS OF handle may read
+    through the live projection's catalog)."""
+    return Guard(
+        external=rt.allow_external_access, epoch=rt.catalog_epoch, cache=rt.verdicts, scope=scope
+    )

@@ -63,10 +63,6 @@ SAMPLE = (
 #: commit, rebuilt from the log, deep check) differs from the live state today, with the
 #: cause. The quick run expects them to fail (strict: one that passes must leave the list).
 INVARIANT_XFAIL: dict[str, str] = {
-    "catalog/function/test_table_macro.test": (
-        "CREATE MACRO range(a, b) AS TABLE ... shadows DuckDB's range(), which rebuilding "
-        "from the log uses: rebuild, clone and the deep check fail with a Binder Error"
-    ),
     "types/enum/test_enum_to_numbers.test": (
         "CREATE TABLE t1 AS SELECT ..., time_tz, ... FROM test_all_types(): TIME WITH TIME "
         "ZONE loses its offset in the log (Arrow time64), so clone/rebuild read "

@@ -34,8 +34,15 @@ from asof.queryapi.translate import translate
 MODES = ("create", "append", "replace", "upsert")
 BATCH_ROWS = 100_000
 _names = (f"_asof_restore_{i}" for i in itertools.count())
-_RID_DDL = f", {ROW_ID} BIGINT DEFAULT(nextval('{STORAGE_SCHEMA}.rid'))"
-_FROM_DDL = f", {VERSION_FROM} BIGINT DEFAULT(getvariable('{TXN_VARIABLE}'))"
+# The hidden columns as DuckDB prints them: with the built-ins qualified (tables made since
+# asof qualifies them) or not (older tables).
+_RID_DDL = tuple(
+    f", {ROW_ID} BIGINT DEFAULT({q}nextval('{STORAGE_SCHEMA}.rid'))" for q in ('"system".main.', "")
+)
+_FROM_DDL = tuple(
+    f", {VERSION_FROM} BIGINT DEFAULT({q}getvariable('{TXN_VARIABLE}'))"
+    for q in ('"system".main.', "")
+)
 
 
 @attrs.frozen
@@ -99,8 +106,11 @@ def table_ddl(cur: duckdb.DuckDBPyConnection, table_id: int, name: str) -> str:
     ).fetchall()
     prefix = f"CREATE TABLE {STORAGE_SCHEMA}.t{table_id}("
     ddl = row[0][0] if row else ""
-    if ddl.startswith(prefix) and _RID_DDL in ddl:
-        body = ddl[len(prefix) :].replace(_RID_DDL, "", 1).replace(_FROM_DDL, "", 1)
+    rid = next((r for r in _RID_DDL if r in ddl), None)
+    if ddl.startswith(prefix) and rid is not None:
+        body = ddl[len(prefix) :].replace(rid, "", 1)
+        for hidden in _FROM_DDL:
+            body = body.replace(hidden, "", 1)
         return f"CREATE TABLE {quote_ident(name)}(" + body
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t, _ in _columns(cur, table_id))
     return f"CREATE TABLE {quote_ident(name)} ({cols})"  # constraints unreadable: columns only

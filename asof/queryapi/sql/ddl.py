@@ -31,6 +31,7 @@ from asof.projections.naming import (
 from asof.queryapi.errors import NotSupportedError, ProgrammingError
 from asof.queryapi.result import Result
 from asof.queryapi.sql.dml import TableInfo, refuse_reserved_names
+from asof.queryapi.sql.guard import Guard
 from asof.queryapi.sql.statements import (
     Name,
     Statement,
@@ -58,6 +59,10 @@ class Session(Protocol):
     def materialize(self, table_id: int) -> None: ...
 
     def row_id_mark(self) -> int: ...
+
+    guard: Guard
+
+    def check_expressions(self, table_ids: Sequence[int] | None = None) -> None: ...
 
 
 _OBJECT_WORDS = {
@@ -87,11 +92,54 @@ def _main_object(s: Session, name: str) -> str | None:
     return row[0] if row else None
 
 
-def _check_schema(name) -> None:
+def _check_schema(name: Name) -> None:
+    if len(name.parts) > 2:
+        raise NotSupportedError(
+            f"a statement names only its own database's objects; drop the {name.parts[0]!r} "
+            "qualifier"
+        )
     if name.schema is not None and name.schema.lower() != "main":
         raise NotSupportedError(
             f"asof keeps user objects in the main schema; drop the {name.schema!r} qualifier"
         )
+
+
+#: Names no user object may take: the hidden columns, and `excluded`, which an upsert
+#: gives the proposed row (statements on such a table cannot tell the two apart).
+RESERVED_NAMES = frozenset({*RESERVED_COLUMNS, "excluded"})
+
+
+def _check_new_name(name: Name) -> None:
+    """A name a statement gives a new object (or a renamed one)."""
+    _check_schema(name)
+    low = name.name.lower()
+    if low in RESERVED_NAMES or low.startswith(STORAGE_SCHEMA):
+        raise ProgrammingError(
+            f"the name {name.name!r} is reserved by asof (as are names starting with "
+            f"{STORAGE_SCHEMA}); choose another"
+        )
+
+
+def _refuse_shadowing(s: Session) -> None:
+    """asof's own SQL calls DuckDB's functions by their plain names (nextval, getvariable,
+    current_database, range, ...), and a macro of the same name would take their place."""
+    row = first_row(
+        s.cur,
+        "SELECT min(function_name) FROM system.main.duckdb_functions() "
+        "WHERE database_name = system.main.current_database() AND schema_name = 'main' "
+        "AND lower(function_name) IN (SELECT lower(function_name) FROM "
+        "system.main.duckdb_functions() WHERE database_name = 'system')",
+    )
+    if row is not None and row[0] is not None:
+        raise ProgrammingError(
+            f"{row[0]!r} is the name of a DuckDB function; give the macro another name"
+        )
+
+
+def _check_query(s: Session, query: str, params: Any = None) -> None:
+    """A query a DDL statement runs (CREATE TABLE ... AS, materialized views) passes the
+    same check as a user's query (queryapi/sql/guard.py)."""
+    s.guard.check(s.cur, query, params, writing=True)
 
 
 def _storage_ddl(s: Session, table_id: int) -> str:
@@ -119,7 +167,7 @@ def _refuse_row_id_column(s: Session, table_id: int) -> None:
 def _add_hidden_columns(s: Session, table_id: int) -> None:
     s.cur.execute(
         f"ALTER TABLE {storage_table(table_id)} ADD COLUMN {ROW_ID} BIGINT "
-        f"DEFAULT nextval('{ROW_ID_SEQUENCE}');\n{versions.add_from_column_sql(table_id)};\n"
+        f"DEFAULT system.main.nextval('{ROW_ID_SEQUENCE}');\n{versions.add_from_column_sql(table_id)};\n"
         f"{versions.create_history_sql(table_id)}"
     )
 
@@ -150,7 +198,7 @@ def create(s: Session, st: Statement, params: Any) -> Result:
     name, k = read_name(toks, j)
     sql = st.sql
     if obj == "index":
-        _check_schema(name)
+        _check_new_name(name)
         on = find_kw(toks, {"ON"}, k)
         if on is None:
             raise ProgrammingError("CREATE INDEX needs ON <table>; check the SQL syntax")
@@ -160,7 +208,7 @@ def create(s: Session, st: Statement, params: Any) -> Result:
         s.materialize(table.table_id)
         table_id = table.table_id
     else:
-        _check_schema(name)
+        _check_new_name(name)
         held = _main_object(s, name.name)
         if held in ("table", "matview"):
             raise ProgrammingError(
@@ -169,6 +217,9 @@ def create(s: Session, st: Statement, params: Any) -> Result:
             )
         table_id = None
     s.cur.execute(sql, params)
+    if obj == "macro":
+        _refuse_shadowing(s)
+        s.check_expressions()  # a CHECK or a default may call the macro
     s.emit(kinds.ddl(obj, name.name, "create", sql, table_id=table_id))
     return Result.empty()
 
@@ -178,7 +229,7 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
     j = skip_words(toks, i, "IF", "NOT", "EXISTS")
     if_not_exists = j > i
     name, k = read_name(toks, j)
-    _check_schema(name)
+    _check_new_name(name)
     held = _main_object(s, name.name)
     if held == "table":
         if if_not_exists:
@@ -192,8 +243,12 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
         raise ProgrammingError(f"{name.name!r} is already a {held}; choose another name")
     table_id = next_table_id(s.cur)
     sql = _replace(st.sql, name.start, name.end, storage_table(table_id))
+    select = find_kw(toks, {"AS"}, k)
+    if select is not None and select + 1 < len(toks):
+        _check_query(s, st.sql[toks[select + 1].start :], params)
     s.cur.execute(sql, params)
     _refuse_row_id_column(s, table_id)
+    s.check_expressions([table_id])
     _add_hidden_columns(s, table_id)
     event = kinds.create_table(table_id, name.name, _storage_ddl(s, table_id))
     register_table(s.cur, event)
@@ -218,6 +273,11 @@ def drop(s: Session, st: Statement) -> Result:
     if word == "SCHEMA":
         raise NotSupportedError(
             "asof keeps user objects in the main schema; DROP SCHEMA is not supported"
+        )
+    if find_kw(toks, {"CASCADE"}) is not None:
+        raise NotSupportedError(
+            "DROP ... CASCADE would drop objects asof keeps track of (a table whose default "
+            "uses a sequence); drop them one at a time"
         )
     i = skip_words(toks, 2, "IF", "EXISTS")
     if_exists = i > 2
@@ -293,12 +353,15 @@ def alter(s: Session, st: Statement) -> Result:
     if word != "TABLE":
         if toks[0].upper == "COMMENT":
             raise NotSupportedError("COMMENT ON is not supported by asof")
-        if word == "VIEW":
-            name, _ = read_name(toks, skip_words(toks, 2, "IF", "EXISTS"))
-            if s.find_table(name.name) is not None:
-                raise ProgrammingError(f"{name.name!r} is a table; use ALTER TABLE")
         if word not in _OBJECT_WORDS:
             raise NotSupportedError(f"ALTER {word} is not supported by asof")
+        name, k = read_name(toks, skip_words(toks, 2, "IF", "EXISTS"))
+        _check_schema(name)
+        if word == "VIEW" and s.find_table(name.name) is not None:
+            raise ProgrammingError(f"{name.name!r} is a table; use ALTER TABLE")
+        rename = find_kw(toks, {"RENAME"}, k)
+        if rename is not None and skip_words(toks, rename + 1, "TO") > rename + 1:
+            _check_new_name(read_name(toks, rename + 2)[0])
         s.cur.execute(st.sql)
         s.emit(kinds.ddl(_OBJECT_WORDS[word], "", "alter", st.sql))
         return Result.empty()
@@ -319,7 +382,7 @@ def alter(s: Session, st: Statement) -> Result:
     action = toks[k].upper if k < len(toks) else ""
     if action == "RENAME" and k + 1 < len(toks) and toks[k + 1].upper == "TO":
         new, _ = read_name(toks, k + 2)
-        _check_schema(new)
+        _check_new_name(new)
         if _main_object(s, new.name) is not None:
             raise ProgrammingError(f"{new.name!r} already exists; choose another name")
         event = kinds.rename_table(table.table_id, table.name, new.name)
@@ -330,6 +393,7 @@ def alter(s: Session, st: Statement) -> Result:
     sql = _replace(st.sql, name.start, name.end, storage_table(table.table_id))
     s.materialize(table.table_id)
     s.cur.execute(f"{sql};\n{versions.new_history_sql(table.table_id)}")
+    s.check_expressions([table.table_id])
     version = table.version + 1
     set_table_version(s.cur, table.table_id, version)
     s.emit(kinds.alter_table(table.table_id, version, sql, _storage_ddl(s, table.table_id)))
@@ -353,7 +417,7 @@ def matview(s: Session, st: Statement) -> Result:
         or_replace = i > 1
         j = skip_words(toks, i + 2, "IF", "NOT", "EXISTS")
         name, k = read_name(toks, j)
-        _check_schema(name)
+        _check_new_name(name)
         if k >= len(toks) or toks[k].upper != "AS":
             raise ProgrammingError("CREATE MATERIALIZED VIEW needs AS <query>")
         query = st.sql[toks[k + 1].start :]
@@ -365,6 +429,7 @@ def matview(s: Session, st: Statement) -> Result:
         elif held is not None:
             raise ProgrammingError(f"{name.name!r} is already a {held}; choose another name")
         table_id = next_table_id(s.cur)
+        _check_query(s, query)
         s.cur.execute(f"CREATE TABLE {storage_table(table_id)} AS {query}")
         _refuse_row_id_column(s, table_id)
         _add_hidden_columns(s, table_id)
@@ -385,6 +450,7 @@ def matview(s: Session, st: Statement) -> Result:
         apply_event(s.cur, event)
         s.emit(event)
         before = s.row_id_mark()
+        _check_query(s, definition)
         cols = ", ".join(quote_ident(c) for c in info.columns)
         s.cur.execute(
             f"INSERT INTO {storage_table(info.table_id)} ({cols}) SELECT * FROM ({definition})"

@@ -71,7 +71,7 @@ class DmlPlan:
 Lookup = Callable[[Name], TableInfo]
 
 _QUERY_STARTS = {"SELECT", "WITH", "VALUES", "FROM", "TABLE", "("}
-_STAMP = f"{VERSION_FROM} = getvariable('{TXN_VARIABLE}')"
+_STAMP = f"{VERSION_FROM} = system.main.getvariable('{TXN_VARIABLE}')"
 
 
 def plan_dml(stmt: Statement, lookup: Lookup, *, autocommit: bool = True) -> DmlPlan:
@@ -230,7 +230,7 @@ def _history_first(
     inside = sum(1 for t in predicate if t.text == "?" and t.kind == "operator")
     sql = (
         f"INSERT INTO {history_table(table_id)} BY NAME SELECT *, "
-        f"CAST(getvariable('{TXN_VARIABLE}') AS BIGINT) AS {VERSION_TO} "
+        f"CAST(system.main.getvariable('{TXN_VARIABLE}') AS BIGINT) AS {VERSION_TO} "
         f"FROM {storage_table(table_id)} AS {qualifier}"
     )
     if predicate:

@@ -37,9 +37,11 @@ from asof.projections.lazy import lazy_ids, materialize
 from asof.projections.naming import (
     HIDDEN_COLUMNS,
     ROW_ID,
+    ROW_ID_SEQUENCE,
     STORAGE_SCHEMA,
     STORED_COLUMNS,
     TABLES_TABLE,
+    VERSION_FROM,
     first_row,
     storage_table,
 )
@@ -56,7 +58,8 @@ from asof.queryapi.sql import bulkinsert, ddl, fastinsert
 from asof.queryapi.sql import transaction as txn_control
 from asof.queryapi.sql.coalesce import coalesce
 from asof.queryapi.sql.dml import DmlPlan, TableInfo, plan_dml
-from asof.queryapi.sql.statements import Name, Statement, find_kw, split
+from asof.queryapi.sql.guard import Guard, Reach, bound_plan
+from asof.queryapi.sql.statements import Name, Statement, explain_target, find_kw, split
 from asof.queryapi.translate import translate
 
 if TYPE_CHECKING:
@@ -99,6 +102,12 @@ class Session:
         self._txn_id = 0  # the id the open write transaction will commit under
         self._superseded = versions.Superseded()
         self._barrier = False  # the transaction restarts row version coverage
+        self.guard = Guard(
+            external=runtime.allow_external_access,
+            epoch=runtime.catalog_epoch,
+            cache=runtime.verdicts,
+            scope="live",
+        )
 
     # ----------------------------------------------------------------- public
     def execute(self, sql: str, params: Any = None) -> Result:
@@ -220,8 +229,16 @@ class Session:
             raise
 
     def _run_statement(self, st: Statement, params: Any) -> Result:
-        if st.type in READ_TYPES and not self._calls_nextval(st):
-            return self._read(st, params)
+        if st.type in READ_TYPES:
+            try:
+                reach = self.reach(st, params)
+            except AsofError:
+                raise
+            except BaseException as exc:
+                raise self._error(exc) from None
+            if not reach.moves and reach.checked:
+                return self._read(st, params)
+            # A query that moves a sequence is a write: the log records where it stands.
         autocommit = not self._explicit
         if autocommit:
             self._check_allowed(st)
@@ -273,10 +290,24 @@ class Session:
             return
         if st.type in EXTERNAL_TYPES:
             raise NotSupportedError(
-                f"{st.type} statements reach outside the database and are refused; open the "
+                f"{st.verb} statements reach outside the database and are refused; open the "
                 "cluster with allow_external_access=True to allow them"
             )
-        raise NotSupportedError(f"{st.type} statements are not supported by asof")
+        if st.type == "MULTI":  # ADD COLUMN with a volatile default: an ALTER and an UPDATE
+            raise NotSupportedError(
+                f"this {st.verb} runs as several statements in DuckDB and is not supported; "
+                "add the column, then set its values with UPDATE"
+            )
+        raise NotSupportedError(f"{st.verb} statements are not supported by asof")
+
+    def reach(self, st: Statement, params: Any = None) -> Reach:
+        """What a query reaches as DuckDB binds it (queryapi/sql/guard.py); refused when it
+        goes beyond the user's objects. EXPLAIN without ANALYZE runs nothing."""
+        if st.type != "EXPLAIN":
+            return self.guard.check(self.cur, st.sql, params)
+        inner, analyze = explain_target(st.sql, st.tokens)
+        reach = self.guard.check(self.cur, inner, params)
+        return reach if analyze else Reach()
 
     def _read(self, st: Statement, params: Any) -> Result:
         try:
@@ -311,22 +342,77 @@ class Session:
         t = st.type
         if t in ("INSERT", "UPDATE", "DELETE"):
             return self._dml(plan_dml(st, self.lookup, autocommit=not self._explicit), params)
-        if t == "CREATE":
-            return ddl.create(self, st, params)
-        if t == "DROP":
-            return ddl.drop(self, st)
-        if t == "ALTER":
-            return ddl.alter(self, st)
-        if t in MATVIEW_TYPES:
-            return ddl.matview(self, st)
-        if t in READ_TYPES:  # a SELECT that advances a sequence
-            return Result.of(self.cur.sql(st.sql, params=params))
+        if t in ("CREATE", "DROP", "ALTER") or t in MATVIEW_TYPES:
+            mark = self.row_id_mark()
+            if t == "CREATE":
+                result = ddl.create(self, st, params)
+            elif t == "DROP":
+                result = ddl.drop(self, st)
+            elif t == "ALTER":
+                result = ddl.alter(self, st)
+            else:
+                result = ddl.matview(self, st)
+            self._keep_row_ids(mark)
+            return result
+        if t in READ_TYPES:  # a query that moves a sequence, or one the guard could not bind
+            mark = self.row_id_mark()
+            result = Result.of(self.cur.sql(st.sql, params=params))
+            self._keep_row_ids(mark)
+            return result
         self.cur.execute(st.sql, params)
         return Result.empty()
 
-    @staticmethod
-    def _calls_nextval(st: Statement) -> bool:
-        return any(t.upper == "NEXTVAL" for t in st.tokens)
+    def _keep_row_ids(self, mark: int) -> None:
+        """DDL runs expressions DuckDB binds itself (a default filled into existing rows, a
+        CHECK): should one have set asof's row id sequence back, put it where it was (a
+        sequence ignores rollback) and refuse the statement, so no row id is handed out
+        twice."""
+        if self.row_id_mark() < mark:
+            self.cur.execute(
+                f"SELECT system.main.setval('{ROW_ID_SEQUENCE}', {int(mark)})"
+            ).fetchall()
+            raise NotSupportedError(
+                f"the statement moved asof's internal sequence {ROW_ID_SEQUENCE}; it was refused"
+            )
+
+    def check_expressions(self, table_ids: Sequence[int] | None = None) -> None:
+        """Bind the defaults, generated columns and CHECK constraints of storage tables (all
+        of them when `table_ids` is None) and refuse any that reaches beyond the user's
+        objects: DuckDB evaluates CHECKs outside any plan the guard sees."""
+        exprs = self.cur.execute(
+            "SELECT table_name, column_default FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = ? "
+            "AND column_default IS NOT NULL AND table_name SIMILAR TO 't[0-9]+' "
+            f"AND column_name NOT IN ('{ROW_ID}', '{VERSION_FROM}') "
+            "UNION ALL SELECT table_name, expression FROM duckdb_constraints() "
+            "WHERE database_name = current_database() AND schema_name = ? "
+            "AND constraint_type = 'CHECK' AND table_name SIMILAR TO 't[0-9]+'",
+            [STORAGE_SCHEMA, STORAGE_SCHEMA],
+        ).fetchall()
+        wanted = None if table_ids is None else {f"t{int(i)}" for i in table_ids}
+        by_table: dict[str, list[str]] = {}
+        for table, expr in exprs:
+            if wanted is None or table in wanted:
+                by_table.setdefault(table, []).append(f"({expr})")
+        for table, items in sorted(by_table.items()):
+            sql = f"SELECT {', '.join(items)} FROM {STORAGE_SCHEMA}.{table}"
+            self.guard.check(self.cur, sql)  # the user's expressions: no row id default
+            self._refuse_variables(sql)
+
+    def _refuse_variables(self, sql: str) -> None:
+        """DuckDB binds getvariable() to its value, so no plan names it: bind `sql` again
+        with asof's transaction variable changed. A CHECK that read it would pass here and
+        fail when the table is rebuilt from the log, where the variable is not set."""
+        first = bound_plan(self.cur, sql)
+        self.cur.execute(versions.writing_sql(-1))
+        try:
+            second = bound_plan(self.cur, sql)
+        finally:
+            self.cur.execute(versions.writing_sql(self._txn_id))
+        if first != second:
+            raise NotSupportedError(
+                f"a default or CHECK reads {versions.TXN_VARIABLE}, asof's own variable; remove it"
+            )
 
     # ------------------------------------------------------------ catalog
     def lookup(
@@ -415,7 +501,8 @@ class Session:
             apply_event(self.cur, event)
             self.emit(event)
             return Result.count(n)
-        self.materialize(table.table_id)
+        self.materialize(table.table_id)  # a clone's shared table becomes its own first
+        self.guard.check(self.cur, plan.sql, params, writing=True)
         before = self.row_id_mark() if plan.capture == "readback" or plan.conflict else 0
         if plan.capture == "readback" and plan.source is not None:
             rows = bulkinsert.select_rows(self.cur, plan, params, before)
@@ -813,6 +900,8 @@ class Session:
         finally:
             self._events = []
             self._sql = []
+            if barrier:  # verdicts cached by readers were made against the old catalog
+                self.rt.catalog_cache.clear()
             self._release()
         return txn
 
@@ -886,12 +975,19 @@ class ReadOnlySession(Session):
     """A session over state that must not change (AS OF handles, read-only clusters)."""
 
     def __init__(
-        self, cursor: duckdb.DuckDBPyConnection, why: str, store=None, recorder=None
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        why: str,
+        store=None,
+        recorder=None,
+        *,
+        guard: Guard,
     ) -> None:
         self.cur = cursor
         self.rt = None  # type: ignore[assignment]
         self.store = store
         self.recorder = recorder
+        self.guard = guard
         self._why = why
         self._lock = threading.RLock()
         self._explicit = False
@@ -906,12 +1002,26 @@ class ReadOnlySession(Session):
         if self._failed is not None:
             raise txn_control.refused_in_failed(self._failed)
         try:
-            if st.type in READ_TYPES and not self._calls_nextval(st):
+            if st.type in READ_TYPES:
+                try:
+                    reach = self.reach(st, params)
+                except AsofError:
+                    raise
+                except BaseException as exc:
+                    raise self._error(exc) from None
+                if reach.moves:
+                    moved = ", ".join(sorted(reach.moves))
+                    raise ReadOnlyError(f"the query moves the sequence {moved}: {self._why}")
+                if not reach.checked:
+                    raise NotSupportedError(
+                        "DuckDB cannot describe what this query reads (a file reader), so a "
+                        f"read-only handle does not run it: {self._why}"
+                    )
                 try:
                     return Result.of(self.cur.sql(st.sql, params=params))
                 except BaseException as exc:
                     raise self._error(exc) from None
-            raise ReadOnlyError(f"{st.type} is not allowed: {self._why}")
+            raise ReadOnlyError(f"{st.verb} is not allowed: {self._why}")
         except AsofError as err:
             if self._explicit:  # the same states as a live session, over a state that stays
                 self._failed = str(err)

@@ -57,6 +57,11 @@ class Statement:
     def kw(self, i: int) -> str:
         return self.tokens[i].upper if i < len(self.tokens) else ""
 
+    @property
+    def verb(self) -> str:
+        """The statement's first word as the user wrote it (DuckDB calls USE a SET)."""
+        return self.kw(0) or self.type
+
 
 def split(sql: str) -> list[Statement]:
     """Split a string of SQL into statements, raising ProgrammingError for bad syntax."""
@@ -82,6 +87,10 @@ def _split(sql: str) -> tuple[Statement, ...]:
             continue
         named = frozenset(getattr(st, "named_parameters", ()) or ())
         toks = tokenize(text)
+        if toks and toks[-1].end < len(text):
+            # A trailing comment would swallow what a rewrite appends (RETURNING ...).
+            text = text[: toks[-1].end].rstrip().rstrip(";").rstrip()
+            toks = tokenize(text)
         try:
             kind = st.type.name
         except ValueError:  # a statement type this DuckDB client has no name for
@@ -96,6 +105,19 @@ def _split(sql: str) -> tuple[Statement, ...]:
 
 def _explains_a_write(text: str, toks: Sequence[Token]) -> bool:
     """Whether `EXPLAIN ANALYZE <statement>` would run something other than a query."""
+    inner, analyze = explain_target(text, toks)
+    if not analyze or not inner:
+        return False
+    try:
+        stmts = duckdb.extract_statements(inner)
+    except duckdb.Error:
+        return True
+    return any(st.type.name != "SELECT" for st in stmts)
+
+
+def explain_target(text: str, toks: Sequence[Token]) -> tuple[str, bool]:
+    """The statement an `EXPLAIN [ANALYZE] [(options)] <statement>` explains, and whether
+    it runs it (ANALYZE)."""
     i, analyze = 1, False
     if i < len(toks) and toks[i].upper == "ANALYZE":
         analyze, i = True, i + 1
@@ -103,13 +125,9 @@ def _explains_a_write(text: str, toks: Sequence[Token]) -> bool:
         j = matching_paren(toks, i)
         analyze = analyze or any(t.upper == "ANALYZE" for t in toks[i:j])
         i = j + 1
-    if not analyze or i >= len(toks):
-        return False
-    try:
-        inner = duckdb.extract_statements(text[toks[i].start :])
-    except duckdb.Error:
-        return True
-    return any(st.type.name != "SELECT" for st in inner)
+    if i >= len(toks):
+        return "", analyze
+    return text[toks[i].start :], analyze
 
 
 def _materialized_view(sql: str) -> Statement | None:
