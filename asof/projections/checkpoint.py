@@ -35,8 +35,13 @@ def write_checkpoint(
             con.execute("ROLLBACK")
             return None
         path = store.new_file_path("checkpoints", ".duckdb")
+        # DuckDB keys attached files by path, process-wide, and a read-write attach may
+        # outlive its DETACH while anything still pins it; a later read-only ATTACH of the
+        # same path then waits on it (forever, in 2.0). So the file is written under a
+        # name nothing will ever attach again and gets its real name once it is whole.
+        writing = path.with_name(path.name + ".writing")
         source = con.execute("SELECT current_database()").fetchall()[0][0]
-        con.execute(f"ATTACH {quote_literal(str(path))} AS {_ALIAS}")
+        con.execute(f"ATTACH {quote_literal(str(writing))} AS {_ALIAS}")
         attached = True
         con.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {_ALIAS}")
         _materialize_lazy_tables(con, _ALIAS)
@@ -45,8 +50,13 @@ def write_checkpoint(
         con.execute(f"DROP TABLE IF EXISTS {_ALIAS}.{STORAGE_SCHEMA}.complete")
         drop_versions(con, _ALIAS)
         con.execute("COMMIT")
+        # Fold DuckDB's WAL into the file now: a deferred close must have nothing to write.
+        con.execute(f"CHECKPOINT {_ALIAS}")
         con.execute(f"DETACH {_ALIAS}")
         attached = False
+        if os.path.exists(str(writing) + ".wal"):
+            raise OSError(f"checkpoint {writing} kept a DuckDB WAL after CHECKPOINT")
+        os.replace(writing, path)
         size, checksum = _fsync_and_checksum(path)
         ref = CheckpointRef(store.relative(path), info.txn_id, info.ts, size, checksum)
         registering = True  # the manifest on disk may name the file from here on
@@ -62,7 +72,8 @@ def write_checkpoint(
             except duckdb.Error:
                 pass
         if path is not None and not registering:
-            for p in (path, path.with_name(path.name + ".wal")):
+            writing = path.with_name(path.name + ".writing")
+            for p in (path, writing, writing.with_name(writing.name + ".wal")):
                 try:
                     p.unlink(missing_ok=True)
                 except OSError:
