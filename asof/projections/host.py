@@ -18,6 +18,7 @@ from asof.eventlog.events import TransactionInfo
 from asof.eventlog.recorder import CheckpointRef, Recorder, Store
 from asof.projections.build import build_at
 from asof.projections.checkpoint import nearest_checkpoint
+from asof.projections.filepins import pin_readonly
 from asof.projections.lazy import LAZY_TABLE, base_alias, materialize
 from asof.projections.naming import STORAGE_SCHEMA, quote_ident, quote_literal
 
@@ -150,6 +151,7 @@ class StateHost:
     def _checkpoint_state(self, store: Store, ref: CheckpointRef) -> HostedState:
         alias = base_alias(ref.path)
         path = store.resolve(ref.path)
+        pin_readonly(path)
         with self.lock:
             self.con.execute(
                 f"ATTACH IF NOT EXISTS {quote_literal(str(path))} AS {alias} (READ_ONLY)"

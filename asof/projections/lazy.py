@@ -16,6 +16,7 @@ import duckdb
 from asof.eventlog.events import RowOp, TransactionInfo
 from asof.eventlog.hlc import Timestamp
 from asof.eventlog.recorder import Store
+from asof.projections.filepins import pin_readonly
 from asof.projections.naming import (
     ROW_ID,
     STATE_TABLE,
@@ -69,6 +70,7 @@ def attach_bases(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     for alias, rel in con.execute(f"SELECT alias, path FROM {BASES_TABLE}").fetchall():
         if alias not in attached:
             path = store.resolve(rel)
+            pin_readonly(path)
             con.execute(f"ATTACH {quote_literal(str(path))} AS {alias} (READ_ONLY)")
 
 
@@ -83,6 +85,7 @@ def load_lazy_base(
     """
     alias = base_alias(relative_path)
     path = store.resolve(relative_path)
+    pin_readonly(path)
     con.execute(f"ATTACH IF NOT EXISTS {quote_literal(str(path))} AS {alias} (READ_ONLY)")
     rows = con.execute(
         f"SELECT current_database(), table_id FROM (SELECT 1) "
