@@ -172,7 +172,8 @@ def assert_logged(target: Target, db) -> None:
     """The live state equals a rebuild from the log and a fresh clone of it."""
     live = user_state(db)
     with db.as_of(head_ts(db), rebuild=True) as rebuilt:
-        assert _comparable(user_state(rebuilt)) == _comparable(live), "rebuild differs"
+        got = _comparable(user_state(rebuilt))
+        assert got == _comparable(live), f"rebuild differs: {got} != {_comparable(live)}"
     name = next(_names)
     target.cluster.clone(db.name, name)
     clone = target.cluster.database(name)

@@ -173,7 +173,20 @@ BREAKING = [
     "PREPARE p AS SELECT setval('_asof.rid', 1)",
 ]
 
-CLASSES = (INTERNAL_SEQUENCE, INTERNAL_SCHEMA, SHADOWING, OUTSIDE, BREAKING)
+#: CHECK constraints that would judge a row differently when the log is replayed (a
+#: clone, a rebuild): one that moves a sequence moves it again on every replay.
+UNREPEATABLE_CHECKS = [
+    "CREATE TABLE z (x BIGINT CHECK (nextval('s') IS NOT NULL))",
+    "CREATE OR REPLACE TABLE z (x BIGINT CHECK (\"NEXTVAL\"('s') > 0))",
+    "CREATE TABLE z (x BIGINT CHECK (currval('s') > 0))",
+    "CREATE TABLE z (x BIGINT CHECK (setval('s', 5) > 0))",
+    "CREATE TABLE z (x DOUBLE CHECK (x < random()))",
+    "CREATE TABLE z (x TIMESTAMP CHECK (x < now()))",
+    "CREATE TABLE z (x TEXT CHECK (x <> current_database()))",
+    "CREATE TABLE z (x UUID CHECK (x <> gen_random_uuid()))",
+]
+
+CLASSES = (INTERNAL_SEQUENCE, INTERNAL_SCHEMA, SHADOWING, OUTSIDE, BREAKING, UNREPEATABLE_CHECKS)
 REFUSED = [sql for group in CLASSES for sql in group]
 #: The default run: every statement on the live handle, and a few of each class on every
 #: kind of handle; the whole product is a slow test.
@@ -274,6 +287,20 @@ def test_views_and_macros_that_wrap_nextval(target):
     replace = lambda: db.sql("CREATE OR REPLACE MACRO positive(x) AS setval('_asof.rid', 1) > 0")  # noqa: E731
     assert attempt(target, db, replace, writable=True) == "refused"
     db.sql("INSERT INTO guarded VALUES (1)")
+    assert target.cluster.check("a", deep=True) == []
+
+
+def test_a_check_gives_the_same_answer_on_replay(target):
+    """A CHECK runs again whenever its rows are replayed from the log; one that called a
+    sequence, a random or the moment would move the sequence twice or reject the row."""
+    db = target.a
+    db.sql("CREATE OR REPLACE MACRO small(x) AS x < 1000")
+    db.sql("CREATE TABLE judged (x INT CHECK (small(x)))")
+    for body in ("x < nextval('s')", "x < random() * 2000", "now() IS NOT NULL"):
+        swap = lambda body=body: db.sql(f"CREATE OR REPLACE MACRO small(x) AS {body}")  # noqa: E731
+        assert attempt(target, db, swap, writable=True) == "refused"
+    insert = lambda: db.sql("INSERT INTO judged VALUES (1), (2)")  # noqa: E731
+    assert attempt(target, db, insert, writable=True) == "ran"  # and a rebuild agrees
     assert target.cluster.check("a", deep=True) == []
 
 

@@ -218,7 +218,7 @@ def spelled(draw, sql: str) -> str:
 
 #: A rebuild from the log and a fresh clone are compared with the live state after every
 #: this many statements that ran (and at the end): each comparison costs a clone.
-VERIFY_EVERY = 8
+VERIFY_EVERY = int(os.environ.get("ASOF_HOSTILE_VERIFY_EVERY", "8"))
 
 
 def _run(target: Target, stmts: list[str], kind: str, tally: Counter) -> None:

@@ -89,6 +89,31 @@ TABLE_FUNCTIONS = frozenset(
 SHARED_CATALOGS = frozenset({"temp", "system"})
 CHECKPOINT_PREFIX = "_asof_base_"
 
+#: Functions whose result differs when a statement runs again later, in a clone or in a
+#: rebuild from the log, besides those DuckDB marks VOLATILE: the moment, the session, the
+#: catalog's name. A CHECK constraint runs again on every replay of the rows it guards.
+UNREPEATABLE = frozenset(
+    {
+        "now",
+        "today",
+        "current_date",
+        "current_localtime",
+        "current_localtimestamp",
+        "get_current_time",
+        "get_current_timestamp",
+        "transaction_timestamp",
+        "current_database",
+        "current_schema",
+        "current_schemas",
+        "in_search_path",
+        "txid_current",
+        "getvariable",
+        "current_setting",
+    }
+)
+#: VOLATILE in DuckDB, yet the same on every run: it only fails the statement.
+_REPEATABLE_VOLATILE = frozenset({"error"})
+
 _PLAN_SQL = "SELECT json_serialize_plan(?, skip_null := true, skip_empty := true)"
 
 
@@ -238,6 +263,33 @@ class Guard:
         if schema.lower() != "main":
             raise NotSupportedError(f"{name}() may use only sequences in the main schema")
         return f"{schema}.{seq}".lower()
+
+
+def unrepeatable_calls(cur: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    """The functions `sql` calls (as DuckDB binds it: macros expanded) whose results may
+    differ when it runs again: DuckDB's VOLATILE functions (nextval, random, uuid, ...)
+    and UNREPEATABLE ones."""
+    names = set()
+    for node in _nodes(bound_plan(cur, sql)):
+        qname = node.get("qname")
+        if node.get("expression_class") == "BOUND_FUNCTION" and isinstance(qname, dict):
+            names.add(str((qname.get("path") or [""])[-1]).lower())
+    return sorted(names & _unrepeatable(cur))
+
+
+_UNREPEATABLE_CACHE: dict[str, frozenset[str]] = {}
+
+
+def _unrepeatable(cur: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    found = _UNREPEATABLE_CACHE.get(duckdb.__version__)
+    if found is None:
+        rows = cur.execute(
+            "SELECT DISTINCT lower(function_name) FROM system.main.duckdb_functions() "
+            "WHERE database_name = 'system' AND stability = 'VOLATILE'"
+        ).fetchall()
+        found = (frozenset(r[0] for r in rows) - _REPEATABLE_VOLATILE) | UNREPEATABLE
+        _UNREPEATABLE_CACHE[duckdb.__version__] = found
+    return found
 
 
 def _is_row_id_call(node: dict[str, Any]) -> bool:

@@ -58,7 +58,7 @@ from asof.queryapi.sql import bulkinsert, ddl, fastinsert
 from asof.queryapi.sql import transaction as txn_control
 from asof.queryapi.sql.coalesce import coalesce
 from asof.queryapi.sql.dml import DmlPlan, TableInfo, plan_dml
-from asof.queryapi.sql.guard import Guard, Reach, bound_plan
+from asof.queryapi.sql.guard import Guard, Reach, bound_plan, unrepeatable_calls
 from asof.queryapi.sql.statements import Name, Statement, explain_target, find_kw, split
 from asof.queryapi.translate import translate
 
@@ -378,26 +378,41 @@ class Session:
     def check_expressions(self, table_ids: Sequence[int] | None = None) -> None:
         """Bind the defaults, generated columns and CHECK constraints of storage tables (all
         of them when `table_ids` is None) and refuse any that reaches beyond the user's
-        objects: DuckDB evaluates CHECKs outside any plan the guard sees."""
+        objects: DuckDB evaluates CHECKs outside any plan the guard sees. A CHECK must
+        also give the same answer every time: it runs again on each replay of the rows it
+        guards (a rebuild, a clone), where a sequence it moved would move twice and a
+        random or the moment would judge another row."""
         exprs = self.cur.execute(
-            "SELECT table_name, column_default FROM duckdb_columns() "
+            "SELECT table_name, column_default, false FROM duckdb_columns() "
             "WHERE database_name = current_database() AND schema_name = ? "
             "AND column_default IS NOT NULL AND table_name SIMILAR TO 't[0-9]+' "
             f"AND column_name NOT IN ('{ROW_ID}', '{VERSION_FROM}') "
-            "UNION ALL SELECT table_name, expression FROM duckdb_constraints() "
+            "UNION ALL SELECT table_name, expression, true FROM duckdb_constraints() "
             "WHERE database_name = current_database() AND schema_name = ? "
             "AND constraint_type = 'CHECK' AND table_name SIMILAR TO 't[0-9]+'",
             [STORAGE_SCHEMA, STORAGE_SCHEMA],
         ).fetchall()
         wanted = None if table_ids is None else {f"t{int(i)}" for i in table_ids}
         by_table: dict[str, list[str]] = {}
-        for table, expr in exprs:
+        checks: dict[str, list[str]] = {}
+        for table, expr, is_check in exprs:
             if wanted is None or table in wanted:
                 by_table.setdefault(table, []).append(f"({expr})")
+                if is_check:
+                    checks.setdefault(table, []).append(f"({expr})")
         for table, items in sorted(by_table.items()):
             sql = f"SELECT {', '.join(items)} FROM {STORAGE_SCHEMA}.{table}"
             self.guard.check(self.cur, sql)  # the user's expressions: no row id default
             self._refuse_variables(sql)
+        for table, items in sorted(checks.items()):
+            sql = f"SELECT {', '.join(items)} FROM {STORAGE_SCHEMA}.{table}"
+            calls = unrepeatable_calls(self.cur, sql)
+            if calls:
+                raise NotSupportedError(
+                    f"a CHECK constraint calls {', '.join(f'{c}()' for c in calls)}, whose "
+                    "result changes from one run to the next; a CHECK runs again whenever "
+                    "the log is replayed (clones, rebuilds), so it must give the same answer"
+                )
 
     def _refuse_variables(self, sql: str) -> None:
         """DuckDB binds getvariable() to its value, so no plan names it: bind `sql` again
