@@ -48,8 +48,11 @@ def connect(
         checkpoints = store.root / "checkpoints"
         checkpoints.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET allowed_directories = [{quote_literal(str(checkpoints))}]")
+        # Once off, DuckDB refuses to turn external access back on or to widen the allowed
+        # directories while the instance runs. The configuration is not locked beyond that:
+        # sessions may change their own session-scoped settings, and every SET a user sends
+        # passes asof's allowlist first (queryapi/sql/settings.py).
         con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
     return con
 
 

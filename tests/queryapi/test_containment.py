@@ -186,7 +186,30 @@ UNREPEATABLE_CHECKS = [
     "CREATE TABLE z (x UUID CHECK (x <> gen_random_uuid()))",
 ]
 
-CLASSES = (INTERNAL_SEQUENCE, INTERNAL_SCHEMA, SHADOWING, OUTSIDE, BREAKING, UNREPEATABLE_CHECKS)
+#: Definitions the log keeps over asof's internal tables: clones and rebuilds lay those out
+#: differently, so the log would stop replaying.
+INTERNAL_DEFINITIONS = [
+    "CREATE VIEW z AS SELECT * FROM _asof.h1",
+    'CREATE OR REPLACE VIEW z AS SELECT * FROM "_ASOF"."STATE"',
+    "CREATE VIEW z AS SELECT * FROM t WHERE k IN (SELECT 1 FROM _asof.tables)",
+    "CREATE VIEW z AS SELECT * FROM query('SELECT * FROM _asof.t1')",
+    "CREATE VIEW z AS SELECT * FROM query_table('_asof.t1')",
+    "CREATE VIEW z AS WITH c AS (SELECT * FROM _asof.t1) SELECT * FROM c",
+    "CREATE MACRO z() AS TABLE SELECT * FROM _asof.h1",
+    "CREATE MACRO z() AS (SELECT count(*) FROM _asof.state)",
+    "CREATE MATERIALIZED VIEW z AS SELECT * FROM _asof.t1",
+    "CREATE VIEW z AS SELECT * FROM b.main.b_secret",
+]
+
+CLASSES = (
+    INTERNAL_SEQUENCE,
+    INTERNAL_SCHEMA,
+    SHADOWING,
+    OUTSIDE,
+    BREAKING,
+    UNREPEATABLE_CHECKS,
+    INTERNAL_DEFINITIONS,
+)
 REFUSED = [sql for group in CLASSES for sql in group]
 #: The default run: every statement on the live handle, and a few of each class on every
 #: kind of handle; the whole product is a slow test.
@@ -335,8 +358,10 @@ def test_state_hosts_are_per_database(target):
 
 def test_refusals_name_the_statement_as_written(target):
     db = target.a
-    for sql, verb in [("USE other", "USE"), ("RESET threads", "RESET"), ("SET threads = 1", "SET")]:
-        with pytest.raises(NotSupportedError, match=f"^{verb} statements"):
+    with pytest.raises(NotSupportedError, match="^USE statements"):
+        db.sql("USE other")
+    for sql, verb in [("RESET threads", "RESET"), ("SET threads = 1", "SET")]:
+        with pytest.raises(NotSupportedError, match=f"^{verb} threads is refused"):
             db.sql(sql)
     with target.a.as_of(target.ts_versions) as h:
         with pytest.raises(AsofError, match="^USE is not allowed"):

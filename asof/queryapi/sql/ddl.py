@@ -30,6 +30,7 @@ from asof.projections.naming import (
 )
 from asof.queryapi.errors import NotSupportedError, ProgrammingError
 from asof.queryapi.result import Result
+from asof.queryapi.sql.definitions import body_after_as, refuse_internal_references
 from asof.queryapi.sql.dml import TableInfo, refuse_reserved_names
 from asof.queryapi.sql.guard import Guard
 from asof.queryapi.sql.statements import (
@@ -216,6 +217,10 @@ def create(s: Session, st: Statement, params: Any) -> Result:
                 " choose another name"
             )
         table_id = None
+        if obj in ("view", "macro"):
+            body = body_after_as(sql, toks, k)
+            if body is not None:
+                refuse_internal_references(s.cur, body, obj)
     s.cur.execute(sql, params)
     if obj == "macro":
         _refuse_shadowing(s)
@@ -429,6 +434,7 @@ def matview(s: Session, st: Statement) -> Result:
         elif held is not None:
             raise ProgrammingError(f"{name.name!r} is already a {held}; choose another name")
         table_id = next_table_id(s.cur)
+        refuse_internal_references(s.cur, query, "materialized view")
         _check_query(s, query)
         s.cur.execute(f"CREATE TABLE {storage_table(table_id)} AS {query}")
         _refuse_row_id_column(s, table_id)

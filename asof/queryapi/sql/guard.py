@@ -89,31 +89,6 @@ TABLE_FUNCTIONS = frozenset(
 SHARED_CATALOGS = frozenset({"temp", "system"})
 CHECKPOINT_PREFIX = "_asof_base_"
 
-#: Functions whose result differs when a statement runs again later, in a clone or in a
-#: rebuild from the log, besides those DuckDB marks VOLATILE: the moment, the session, the
-#: catalog's name. A CHECK constraint runs again on every replay of the rows it guards.
-UNREPEATABLE = frozenset(
-    {
-        "now",
-        "today",
-        "current_date",
-        "current_localtime",
-        "current_localtimestamp",
-        "get_current_time",
-        "get_current_timestamp",
-        "transaction_timestamp",
-        "current_database",
-        "current_schema",
-        "current_schemas",
-        "in_search_path",
-        "txid_current",
-        "getvariable",
-        "current_setting",
-    }
-)
-#: VOLATILE in DuckDB, yet the same on every run: it only fails the statement.
-_REPEATABLE_VOLATILE = frozenset({"error"})
-
 _PLAN_SQL = "SELECT json_serialize_plan(?, skip_null := true, skip_empty := true)"
 
 
@@ -195,11 +170,11 @@ class Guard:
         moves: set[str] = set()
         row_ids = 0  # nextval calls on the row id sequence
         defaults = 0  # of them, the row id defaults of the storage tables written to
-        for node in _nodes(plan):
+        for node in nodes(plan):
             if node.get("type") in ("LOGICAL_INSERT", "LOGICAL_MERGE_INTO"):  # an upsert merges
                 defaults += 1  # the default of the rows it inserts, bound into its input
             if "bound_defaults" in node:  # defaults kept for an UPDATE or an upsert
-                defaults += sum(1 for d in _nodes(node["bound_defaults"]) if _is_row_id_call(d))
+                defaults += sum(1 for d in nodes(node["bound_defaults"]) if _is_row_id_call(d))
             qname = node.get("qname")
             if not isinstance(qname, dict):
                 continue
@@ -263,33 +238,6 @@ class Guard:
         if schema.lower() != "main":
             raise NotSupportedError(f"{name}() may use only sequences in the main schema")
         return f"{schema}.{seq}".lower()
-
-
-def unrepeatable_calls(cur: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
-    """The functions `sql` calls (as DuckDB binds it: macros expanded) whose results may
-    differ when it runs again: DuckDB's VOLATILE functions (nextval, random, uuid, ...)
-    and UNREPEATABLE ones."""
-    names = set()
-    for node in _nodes(bound_plan(cur, sql)):
-        qname = node.get("qname")
-        if node.get("expression_class") == "BOUND_FUNCTION" and isinstance(qname, dict):
-            names.add(str((qname.get("path") or [""])[-1]).lower())
-    return sorted(names & _unrepeatable(cur))
-
-
-_UNREPEATABLE_CACHE: dict[str, frozenset[str]] = {}
-
-
-def _unrepeatable(cur: duckdb.DuckDBPyConnection) -> frozenset[str]:
-    found = _UNREPEATABLE_CACHE.get(duckdb.__version__)
-    if found is None:
-        rows = cur.execute(
-            "SELECT DISTINCT lower(function_name) FROM system.main.duckdb_functions() "
-            "WHERE database_name = 'system' AND stability = 'VOLATILE'"
-        ).fetchall()
-        found = (frozenset(r[0] for r in rows) - _REPEATABLE_VOLATILE) | UNREPEATABLE
-        _UNREPEATABLE_CACHE[duckdb.__version__] = found
-    return found
 
 
 def _is_row_id_call(node: dict[str, Any]) -> bool:
@@ -462,7 +410,7 @@ def _duckdb_error(plan: dict[str, Any]) -> duckdb.Error:
     return _ERRORS.get(kind, duckdb.BinderException)(f"{label} Error: {message}")
 
 
-def _nodes(obj: Any) -> Iterator[dict[str, Any]]:
+def nodes(obj: Any) -> Iterator[dict[str, Any]]:
     """Every JSON object in a plan, depth first (iterative: plans nest deeply)."""
     stack = [obj]
     while stack:

@@ -54,11 +54,12 @@ from asof.queryapi.errors import (
     ReadOnlyError,
 )
 from asof.queryapi.result import Result
-from asof.queryapi.sql import bulkinsert, ddl, fastinsert
+from asof.queryapi.sql import bulkinsert, ddl, fastinsert, prepared, settings
 from asof.queryapi.sql import transaction as txn_control
 from asof.queryapi.sql.coalesce import coalesce
+from asof.queryapi.sql.determinism import reads_variables, unrepeatable_calls
 from asof.queryapi.sql.dml import DmlPlan, TableInfo, plan_dml
-from asof.queryapi.sql.guard import Guard, Reach, bound_plan, unrepeatable_calls
+from asof.queryapi.sql.guard import Guard, Reach, bound_plan
 from asof.queryapi.sql.statements import Name, Statement, explain_target, find_kw, split
 from asof.queryapi.translate import translate
 
@@ -102,6 +103,8 @@ class Session:
         self._txn_id = 0  # the id the open write transaction will commit under
         self._superseded = versions.Superseded()
         self._barrier = False  # the transaction restarts row version coverage
+        self._settings: dict[tuple[bool, str], str] = {}  # SETs to repeat on a new cursor
+        self._prepared: dict[str, Statement] = {}  # PREPAREd bodies by name
         self.guard = Guard(
             external=runtime.allow_external_access,
             epoch=runtime.catalog_epoch,
@@ -182,6 +185,8 @@ class Session:
         old = self.cur
         self.cur = rt.projection.cursor()
         self._generation = rt.generation
+        for sql in self._settings.values():  # the session's settings go with it
+            self.cur.execute(sql)
         try:
             old.close()
         except duckdb.Error:
@@ -229,6 +234,11 @@ class Session:
             raise
 
     def _run_statement(self, st: Statement, params: Any) -> Result:
+        if st.type in ("PREPARE", "EXECUTE") or st.verb == "DEALLOCATE":
+            return self._prepared_statement(st)
+        if st.type == "SET" and st.verb in ("SET", "RESET", "PRAGMA"):
+            if not (self.rt is not None and self.rt.allow_external_access):
+                return self._setting(st)  # an open cluster trusts its users' SETs
         if st.type in READ_TYPES:
             try:
                 reach = self.reach(st, params)
@@ -263,6 +273,76 @@ class Session:
         if autocommit:
             self._commit_settled()
         return result
+
+    def _setting(self, st: Statement) -> Result:
+        """A SET, RESET or PRAGMA of this session's own settings (queryapi/sql/settings.py)."""
+        setting = settings.parse(st)
+        try:
+            if setting.value_sql is not None:  # a variable's value is a query's result
+                reach = self.guard.check(self.cur, f"SELECT {setting.value_sql}")
+                if reach.moves or not reach.checked:
+                    raise NotSupportedError(
+                        "SET VARIABLE takes a value that changes nothing; move the sequence "
+                        "in a query of its own"
+                    )
+            self.cur.execute(setting.sql)
+        except AsofError:
+            raise
+        except BaseException as exc:
+            raise self._error(exc) from None
+        key = (setting.variable, setting.name)
+        if setting.reset:
+            self._settings.pop(key, None)
+        else:
+            self._settings[key] = setting.sql
+        return Result.empty()
+
+    def _prepared_statement(self, st: Statement) -> Result:
+        """PREPARE, EXECUTE, DEALLOCATE (queryapi/sql/prepared.py): an EXECUTE runs the
+        body as if sent with its arguments as parameters."""
+        if st.type == "PREPARE":
+            p = prepared.parse_prepare(st)
+            if p.body.type in READ_TYPES:  # refused now if it can only be refused later
+                try:
+                    self.reach(p.body, None)
+                except AsofError:
+                    raise
+                except Exception:  # noqa: BLE001 - binds only with its arguments: checked then
+                    pass
+            self._prepared[p.name] = p.body
+            return Result.empty()
+        if st.type != "EXECUTE":
+            name = prepared.parse_deallocate(st)
+            if name is None:
+                self._prepared.clear()
+            elif self._prepared.pop(name, None) is None:
+                raise ProgrammingError(f"no prepared statement named {name!r}")
+            return Result.empty()
+        e = prepared.parse_execute(st)
+        body = self._prepared.get(e.name)
+        if body is None:
+            raise ProgrammingError(
+                f"no prepared statement named {e.name!r}; PREPARE {e.name} AS ... first"
+            )
+        values: list[Any] | None = None
+        if e.args_sql:
+            query = f"SELECT {e.args_sql}"
+            try:
+                reach = self.guard.check(self.cur, query)
+                if reach.moves or not reach.checked:
+                    raise NotSupportedError(
+                        "EXECUTE takes arguments that change nothing; move the sequence in a "
+                        "query of its own"
+                    )
+                values = list(self.cur.execute(query).fetchall()[0])
+            except AsofError:
+                raise
+            except BaseException as exc:
+                raise self._error(exc) from None
+        if self.rewriter is not None:
+            with self.rewriter(self, body) as rewritten:
+                return self._run_statement(rewritten, values)
+        return self._run_statement(body, values)
 
     def _fail(self, exc: BaseException) -> AsofError:
         """Roll back what the explicit transaction did and leave it failed: every later
@@ -407,6 +487,8 @@ class Session:
         for table, items in sorted(checks.items()):
             sql = f"SELECT {', '.join(items)} FROM {STORAGE_SCHEMA}.{table}"
             calls = unrepeatable_calls(self.cur, sql)
+            if reads_variables(self.cur, sql):
+                calls.append("getvariable")
             if calls:
                 raise NotSupportedError(
                     f"a CHECK constraint calls {', '.join(f'{c}()' for c in calls)}, whose "
