@@ -54,7 +54,7 @@ from asof.queryapi.errors import (
     ReadOnlyError,
 )
 from asof.queryapi.result import Result
-from asof.queryapi.sql import bulkinsert, ddl, fastinsert, prepared, settings
+from asof.queryapi.sql import bulkinsert, ddl, expand, fastinsert, prepared, settings
 from asof.queryapi.sql import transaction as txn_control
 from asof.queryapi.sql.coalesce import coalesce
 from asof.queryapi.sql.determinism import reads_variables, unrepeatable_calls
@@ -234,6 +234,8 @@ class Session:
             raise
 
     def _run_statement(self, st: Statement, params: Any) -> Result:
+        if st.type == "MULTI":
+            return self._expanded(st)
         if st.type in ("PREPARE", "EXECUTE") or st.verb == "DEALLOCATE":
             return self._prepared_statement(st)
         if st.type == "SET" and st.verb in ("SET", "RESET", "PRAGMA"):
@@ -296,6 +298,39 @@ class Session:
         else:
             self._settings[key] = setting.sql
         return Result.empty()
+
+    def _expanded(self, st: Statement) -> Result:
+        """A statement DuckDB runs as several (queryapi/sql/expand.py), run as they are in
+        one transaction: the caller's, or one of its own."""
+        parts, table, column, if_not_exists = expand.volatile_add_column(st)
+        info = self.find_table(table)
+        if if_not_exists and info is not None and self._has_column(info.table_id, column):
+            return Result.empty()
+        if self._explicit:
+            for part in parts:
+                self._run_statement(part, None)
+            return Result.empty()
+        self._transaction_control(split("BEGIN")[0])
+        try:
+            for part in parts:
+                self._run_statement(part, None)
+        except BaseException as exc:
+            self._transaction_control(split("ROLLBACK")[0])
+            if isinstance(exc, AsofError):  # it says the transaction failed: it was ours
+                message = str(exc).removesuffix(txn_control.failed_tail())
+                raise txn_control.with_message(exc, message) from None
+            raise
+        return self._transaction_control(split("COMMIT")[0])
+
+    def _has_column(self, table_id: int, column: str) -> bool:
+        return bool(
+            first_row(
+                self.cur,
+                "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND schema_name = ? AND table_name = ? AND lower(column_name) = lower(?)",
+                [STORAGE_SCHEMA, f"t{int(table_id)}", column],
+            )[0]
+        )
 
     def _prepared_statement(self, st: Statement) -> Result:
         """PREPARE, EXECUTE, DEALLOCATE (queryapi/sql/prepared.py): an EXECUTE runs the
