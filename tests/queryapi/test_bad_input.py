@@ -74,7 +74,7 @@ BAD_SQL = [
     "LOAD httpfs",
     "SET threads = 1",
     "PRAGMA enable_profiling",
-    "CREATE TEMP TABLE tmp (x INT)",
+    "CREATE TEMP MACRO nextval(x) AS 1",
     "CREATE SCHEMA other",
 ]
 

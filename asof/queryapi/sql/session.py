@@ -50,11 +50,20 @@ from asof.queryapi.errors import (
     AsofError,
     CorruptionError,
     NotSupportedError,
+    OperationalError,
     ProgrammingError,
     ReadOnlyError,
 )
 from asof.queryapi.result import Result
-from asof.queryapi.sql import bulkinsert, ddl, expand, fastinsert, prepared, settings
+from asof.queryapi.sql import (
+    bulkinsert,
+    ddl,
+    expand,
+    fastinsert,
+    prepared,
+    settings,
+    temporary,
+)
 from asof.queryapi.sql import transaction as txn_control
 from asof.queryapi.sql.coalesce import coalesce
 from asof.queryapi.sql.determinism import reads_variables, unrepeatable_calls
@@ -105,6 +114,7 @@ class Session:
         self._barrier = False  # the transaction restarts row version coverage
         self._settings: dict[tuple[bool, str], str] = {}  # SETs to repeat on a new cursor
         self._prepared: dict[str, Statement] = {}  # PREPAREd bodies by name
+        self._temps = False  # the session made a temporary object (its cursor holds it)
         self.guard = Guard(
             external=runtime.allow_external_access,
             epoch=runtime.catalog_epoch,
@@ -136,6 +146,7 @@ class Session:
                 and stmts[0].type == "INSERT"
                 and not self._explicit
                 and self.rt is not None
+                and not self._temps  # a temporary table may shadow the name
             ):
                 fast = self._fast_insert(stmts[0], params)
                 if fast is not None:
@@ -187,6 +198,12 @@ class Session:
         self._generation = rt.generation
         for sql in self._settings.values():  # the session's settings go with it
             self.cur.execute(sql)
+        if self._temps:  # DuckDB keeps temporary objects per connection: they stay behind
+            self._temps = False
+            raise OperationalError(
+                "this session's temporary objects are gone: the clone moved from its shared "
+                "state to a file of its own at its first write; create them again"
+            )
         try:
             old.close()
         except duckdb.Error:
@@ -455,6 +472,10 @@ class Session:
 
     def _write(self, st: Statement, params: Any) -> Result:
         t = st.type
+        if temporary.creates_temporary(st) or (
+            self._temps and t in WRITE_TYPES and temporary.targets_temporary(self.cur, st)
+        ):
+            return self._temporary(st, params)
         if t in ("INSERT", "UPDATE", "DELETE"):
             return self._dml(plan_dml(st, self.lookup, autocommit=not self._explicit), params)
         if t in ("CREATE", "DROP", "ALTER") or t in MATVIEW_TYPES:
@@ -476,6 +497,20 @@ class Session:
             return result
         self.cur.execute(st.sql, params)
         return Result.empty()
+
+    def _temporary(self, st: Statement, params: Any) -> Result:
+        """A statement on the session's temporary objects (queryapi/sql/temporary.py): run
+        as written once checked; it logs nothing but the sequences it moves."""
+        creates = temporary.creates_temporary(st)
+        if creates:
+            # Before it exists: asof's own SQL on this cursor must never call a user macro.
+            temporary.refuse_shadowing(self.cur, st)
+        self.guard.check(self.cur, st.sql, params)
+        mark = self.row_id_mark()
+        result = Result.of(self.cur.sql(st.sql, params=params))
+        self._keep_row_ids(mark)
+        self._temps = self._temps or creates
+        return result
 
     def _keep_row_ids(self, mark: int) -> None:
         """DDL runs expressions DuckDB binds itself (a default filled into existing rows, a
