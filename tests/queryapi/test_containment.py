@@ -199,6 +199,10 @@ INTERNAL_DEFINITIONS = [
     "CREATE MACRO z() AS (SELECT count(*) FROM _asof.state)",
     "CREATE MATERIALIZED VIEW z AS SELECT * FROM _asof.t1",
     "CREATE VIEW z AS SELECT * FROM b.main.b_secret",
+    # refused for a reserved column only after the query had moved a sequence
+    "CREATE OR REPLACE TABLE z AS SELECT setval('s', 1) AS x, * FROM _asof.t1",
+    "CREATE TABLE z AS SELECT nextval('s') AS _rid",
+    "CREATE MATERIALIZED VIEW z AS SELECT nextval('s') AS _asof_from",
 ]
 
 CLASSES = (

@@ -32,7 +32,7 @@ from asof.queryapi.errors import NotSupportedError, ProgrammingError
 from asof.queryapi.result import Result
 from asof.queryapi.sql.definitions import body_after_as, refuse_internal_references
 from asof.queryapi.sql.dml import TableInfo, refuse_reserved_names
-from asof.queryapi.sql.guard import Guard
+from asof.queryapi.sql.guard import Guard, with_parameters
 from asof.queryapi.sql.statements import (
     Name,
     Statement,
@@ -139,8 +139,13 @@ def _refuse_shadowing(s: Session) -> None:
 
 def _check_query(s: Session, query: str, params: Any = None) -> None:
     """A query a DDL statement runs (CREATE TABLE ... AS, materialized views) passes the
-    same check as a user's query (queryapi/sql/guard.py)."""
+    same check as a user's query (queryapi/sql/guard.py), and its columns are checked
+    before it runs: a refusal after it ran could not take back a sequence it moved."""
     s.guard.check(s.cur, query, params, writing=True)
+    described = s.cur.execute(f"DESCRIBE {with_parameters(query, params)}").fetchall()
+    reserved = sorted(str(r[0]) for r in described if str(r[0]).lower() in RESERVED_COLUMNS)
+    if reserved:
+        raise ProgrammingError(f"the column name {reserved[0]} is reserved by asof; rename it")
 
 
 def _storage_ddl(s: Session, table_id: int) -> str:
