@@ -183,8 +183,6 @@ def create(s: Session, st: Statement, params: Any) -> Result:
     toks = st.tokens
     i = skip_words(toks, 1, "OR", "REPLACE")
     or_replace = i > 1
-    if toks[i].upper in ("TEMP", "TEMPORARY"):
-        raise NotSupportedError("temporary objects are not supported; use a CTE or a regular table")
     word = toks[i].upper
     if word == "UNIQUE":
         word = "INDEX"

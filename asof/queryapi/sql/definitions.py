@@ -11,7 +11,6 @@ schema or in another catalog, including tables named inside `query()` and `query
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ import duckdb
 
 from asof.projections.naming import STORAGE_SCHEMA
 from asof.queryapi.errors import NotSupportedError
-from asof.queryapi.sql.guard import nodes
+from asof.queryapi.sql.guard import nodes, parse_tree
 from asof.queryapi.sql.statements import Token, depth_zero, tokenize, unquote
 
 _QUERY_FUNCTIONS = frozenset({"query", "query_table"})
@@ -40,9 +39,9 @@ def refuse_internal_references(cur: duckdb.DuckDBPyConnection, body: str, what: 
     text = body.strip().rstrip(";").strip()
     if text[:5].upper() == "TABLE" and not text[5:6].isalnum():
         text = text[5:]
-    tree = _parse(cur, text)
+    tree = parse_tree(cur, text)
     if tree is None:
-        tree = _parse(cur, f"SELECT {text}")
+        tree = parse_tree(cur, f"SELECT {text}")
     if tree is None:  # DuckDB took it, yet cannot describe it: read its words instead
         if any(unquote(t.text).lower().startswith(STORAGE_SCHEMA) for t in tokenize(text)):
             raise NotSupportedError(f"a {what} may not name asof's internal objects")
@@ -93,7 +92,7 @@ def _named_inside(
         raise NotSupportedError(f"{name}() in a definition takes its argument as a constant")
     text = str(literal.get("text"))
     if name == "query":
-        inner = _parse(cur, text)
+        inner = parse_tree(cur, text)
         if inner is None:
             raise NotSupportedError("query() in a definition takes a query DuckDB can parse")
         yield from _tables(cur, inner, depth + 1)
@@ -104,11 +103,3 @@ def _named_inside(
             parts[-2] if len(parts) > 1 else "",
             parts[-1],
         )
-
-
-def _parse(cur: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    try:
-        tree = json.loads(cur.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
-    except duckdb.Error:
-        return None
-    return None if tree.get("error") else tree

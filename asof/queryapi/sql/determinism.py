@@ -14,11 +14,9 @@ replaces with the variable's value.
 
 from __future__ import annotations
 
-import json
-
 import duckdb
 
-from asof.queryapi.sql.guard import bound_plan, nodes
+from asof.queryapi.sql.guard import bound_plan, nodes, parse_tree
 
 #: Functions whose result differs when a statement runs again later, in a clone or in a
 #: rebuild from the log, besides those DuckDB marks VOLATILE: the moment, the session, the
@@ -79,10 +77,10 @@ def reads_variables(cur: duckdb.DuckDBPyConnection, sql: str) -> bool:
 
 
 def _parsed_calls(cur: duckdb.DuckDBPyConnection, sql: str, seen: set[str]) -> set[str]:
-    tree = json.loads(cur.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+    tree = parse_tree(cur, sql)
     names = {
         str(n["function_name"]).lower()
-        for n in nodes(tree)
+        for n in nodes(tree or {})
         if n.get("class") == "FUNCTION" and "function_name" in n
     }
     for name in sorted(names - seen):

@@ -266,6 +266,16 @@ def bound_plan(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> 
     return plan
 
 
+def parse_tree(cur: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """DuckDB's parse tree of the query `sql` (`json_serialize_sql`: nothing bound, macros
+    not expanded), or None when DuckDB cannot describe it."""
+    try:
+        tree = json.loads(cur.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+    except duckdb.Error:
+        return None
+    return None if tree.get("error") else tree
+
+
 def _without_registered(cur: duckdb.DuckDBPyConnection, sql: str) -> str:
     """`sql` with each relation registered on `cur` (Arrow tables: only asof registers
     any, users cannot) replaced by an empty subquery with the same columns."""

@@ -198,16 +198,16 @@ class Session:
         self._generation = rt.generation
         for sql in self._settings.values():  # the session's settings go with it
             self.cur.execute(sql)
-        if self._temps:  # DuckDB keeps temporary objects per connection: they stay behind
-            self._temps = False
-            raise OperationalError(
-                "this session's temporary objects are gone: the clone moved from its shared "
-                "state to a file of its own at its first write; create them again"
-            )
         try:
             old.close()
         except duckdb.Error:
             pass
+        if self._temps:  # DuckDB keeps temporary objects per connection: they stay behind
+            self._temps = False
+            raise OperationalError(
+                "this session's temporary objects are gone: the database's projection was "
+                "opened anew (after an error it could not go on from); create them again"
+            )
 
     @property
     def in_transaction(self) -> bool:
@@ -296,14 +296,11 @@ class Session:
     def _setting(self, st: Statement) -> Result:
         """A SET, RESET or PRAGMA of this session's own settings (queryapi/sql/settings.py)."""
         setting = settings.parse(st)
+        if setting.value_sql is not None:  # a variable's value is a query's result
+            self._check_quiet(
+                f"SELECT {setting.value_sql}", "SET VARIABLE takes a value that changes nothing"
+            )
         try:
-            if setting.value_sql is not None:  # a variable's value is a query's result
-                reach = self.guard.check(self.cur, f"SELECT {setting.value_sql}")
-                if reach.moves or not reach.checked:
-                    raise NotSupportedError(
-                        "SET VARIABLE takes a value that changes nothing; move the sequence "
-                        "in a query of its own"
-                    )
             self.cur.execute(setting.sql)
         except AsofError:
             raise
@@ -316,13 +313,26 @@ class Session:
             self._settings[key] = setting.sql
         return Result.empty()
 
+    def _check_quiet(self, query: str, what: str) -> None:
+        """`query` computes a value a statement takes (a variable's, EXECUTE's arguments),
+        outside the write path: it passes the guard and moves no sequence."""
+        try:
+            reach = self.guard.check(self.cur, query)
+        except AsofError:
+            raise
+        except BaseException as exc:
+            raise self._error(exc) from None
+        if reach.moves or not reach.checked:
+            raise NotSupportedError(f"{what}; move the sequence in a query of its own")
+
     def _expanded(self, st: Statement) -> Result:
         """A statement DuckDB runs as several (queryapi/sql/expand.py), run as they are in
         one transaction: the caller's, or one of its own."""
         parts, table, column, if_not_exists = expand.volatile_add_column(st)
-        info = self.find_table(table)
-        if if_not_exists and info is not None and self._has_column(info.table_id, column):
-            return Result.empty()
+        if if_not_exists:
+            info = self.find_table(table)
+            if info is not None and self._has_column(info.table_id, column):
+                return Result.empty()
         if self._explicit:
             for part in parts:
                 self._run_statement(part, None)
@@ -379,16 +389,9 @@ class Session:
         values: list[Any] | None = None
         if e.args_sql:
             query = f"SELECT {e.args_sql}"
+            self._check_quiet(query, "EXECUTE takes arguments that change nothing")
             try:
-                reach = self.guard.check(self.cur, query)
-                if reach.moves or not reach.checked:
-                    raise NotSupportedError(
-                        "EXECUTE takes arguments that change nothing; move the sequence in a "
-                        "query of its own"
-                    )
                 values = list(self.cur.execute(query).fetchall()[0])
-            except AsofError:
-                raise
             except BaseException as exc:
                 raise self._error(exc) from None
         if self.rewriter is not None:
