@@ -526,7 +526,7 @@ _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 def _stream_bytes(rows: pa.Table) -> bytes:
     """An Arrow IPC stream: it keeps the exact schema (metadata too) and every type."""
-    if 0 < rows.num_rows <= 64 and not any(pa.types.is_dictionary(t) for t in rows.schema.types):
+    if 0 < rows.num_rows <= 64 and not any(_has_dictionary(t) for t in rows.schema.types):
         # A few rows (a single-row commit): the same bytes as a stream writer's, faster.
         batches = rows.to_batches() if rows.num_rows == 1 else rows.combine_chunks().to_batches()
         return b"".join(
@@ -540,6 +540,14 @@ def _stream_bytes(rows: pa.Table) -> bytes:
             rows.combine_chunks() if rows.num_columns and len(rows.column(0).chunks) > 1 else rows
         )
     return sink.getvalue().to_pybytes()
+
+
+def _has_dictionary(type_: pa.DataType) -> bool:
+    """A dictionary anywhere in a type (an ENUM, or a list or struct of them): its values
+    travel in dictionary batches that only a stream writer emits."""
+    if pa.types.is_dictionary(type_):
+        return True
+    return any(_has_dictionary(type_.field(i).type) for i in range(type_.num_fields))
 
 
 def encode_body(

@@ -171,6 +171,23 @@ def test_encode_decode_payload_keeps_every_arrow_type(typed_rows, rows_equal) ->
     assert txn.events[0].rows is None and txn.events[3].rows is None
 
 
+@pytest.mark.parametrize("rows", [1, 3, 64, 65])
+def test_few_rows_with_nested_dictionaries_read_back(rows: int) -> None:
+    """An ENUM inside a list, a struct or a map (DuckDB's `mood[]`) is a dictionary the
+    few-row encoder must not leave out: its frame would not decode."""
+    enum = pa.dictionary(pa.int8(), pa.string())
+    table = pa.table(
+        {
+            "l": pa.array([["a", "b"]] * rows, type=pa.list_(enum)),
+            "s": pa.array([{"x": "c"}] * rows, type=pa.struct([("x", enum)])),
+            "m": pa.array([[("a", "b")]] * rows, type=pa.map_(pa.string(), enum)),
+        }
+    )
+    body, _ = encode_body([Event("rows", 1, 1, rows=table)], Timestamp(1), None)
+    txn = decode_payload(wal.encode_payload(1, body), Path("w"))
+    assert txn.events[0].rows.to_pylist() == table.to_pylist()
+
+
 def test_event_data_reads_back_as_json() -> None:
     body, normalized = encode_body([Event("k", data={"t": (1, 2)})], Timestamp(1), None)
     assert normalized[0].data == {"t": [1, 2]}
