@@ -45,10 +45,24 @@ class Relation:
     storage: str | None = None  # _asof.t<id> for tables
     table: str | None = None  # for an index: the table it indexes
     definition: str | None = None  # for an index: DuckDB's CREATE INDEX
+    schema: str = SCHEMA  # the user's `main` is PostgreSQL's `public`
 
     @property
     def oid(self) -> int:
-        return 16384 + zlib.crc32(f"{self.kind}:{self.name}".encode()) % 1_000_000_000
+        key = (
+            f"{self.kind}:{self.name}"
+            if self.schema == SCHEMA
+            else f"{self.kind}:{self.schema}.{self.name}"
+        )
+        return 16384 + zlib.crc32(key.encode()) % 1_000_000_000
+
+
+#: The user's own schemas as DuckDB lists them (its catalog schemas and asof's left out).
+_USER_SCHEMA_SQL = "schema_name NOT IN ('_asof', 'pg_catalog', 'information_schema')"
+
+
+def _pg_schema(schema: str | None) -> str:
+    return SCHEMA if schema is None or schema == "main" else schema
 
 
 def answer(ex: Executor, sql: str) -> Outcome | None:
@@ -59,7 +73,7 @@ def answer(ex: Executor, sql: str) -> Outcome | None:
     if "FROM pg_catalog.pg_database d" in text and '"Access privileges"' in text:
         return _databases(ex)
     if "FROM pg_catalog.pg_namespace n" in text and "nspowner" in text and '"Name"' in text:
-        return _table(["Name", "Owner"], [[SCHEMA, "pg_database_owner"]])
+        return _schemas(ex)
     if "FROM pg_catalog.pg_class c" in text and '"Schema"' in text and "c.relkind IN (" in text:
         return _relation_list(ex, text)
     if text.startswith("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c"):
@@ -105,32 +119,47 @@ def relations(ex: Executor) -> list[Relation]:
     """Every object psql lists, internals left out."""
     db = ex.db
     out: list[Relation] = []
-    tables = db.sql("SELECT table_id, name, kind FROM _asof.tables ORDER BY name").fetchall()
-    names = {name for _, name, _ in tables}
+    tables = db.sql(
+        "SELECT table_id, name, kind, schema_name FROM _asof.tables ORDER BY name"
+    ).fetchall()
+    names = {(_pg_schema(schema), name) for _, name, _, schema in tables}
     storage_names = {}
-    for table_id, name, kind in tables:
+    for table_id, name, kind, schema in tables:
         storage = f"_asof.t{table_id}"
-        storage_names[f"t{table_id}"] = name
-        out.append(Relation(name, "m" if kind == "matview" else "r", storage))
-    for (name,) in db.sql(
-        "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND NOT internal ORDER BY view_name"
+        storage_names[f"t{table_id}"] = (name, _pg_schema(schema))
+        out.append(
+            Relation(name, "m" if kind == "matview" else "r", storage, schema=_pg_schema(schema))
+        )
+    for schema, name in db.sql(
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = "
+        f"current_database() AND {_USER_SCHEMA_SQL} AND NOT internal ORDER BY view_name"
     ).fetchall():
-        if name not in names:
-            out.append(Relation(name, "v"))
-    for (name,) in db.sql(
-        "SELECT sequence_name FROM duckdb_sequences() WHERE database_name = current_database() "
-        "AND schema_name = 'main' ORDER BY sequence_name"
+        if (_pg_schema(schema), name) not in names:
+            out.append(Relation(name, "v", schema=_pg_schema(schema)))
+    for schema, name in db.sql(
+        "SELECT schema_name, sequence_name FROM duckdb_sequences() WHERE database_name = "
+        f"current_database() AND {_USER_SCHEMA_SQL} ORDER BY sequence_name"
     ).fetchall():
-        out.append(Relation(name, "S"))
+        out.append(Relation(name, "S", schema=_pg_schema(schema)))
     for index_name, table_name, sql in db.sql(
         "SELECT index_name, table_name, sql FROM duckdb_indexes() "
         "WHERE database_name = current_database() AND schema_name = '_asof'"
     ).fetchall():
-        table = storage_names.get(table_name)
-        if table is not None:
-            out.append(Relation(index_name, "i", table=table, definition=sql))
+        owner = storage_names.get(table_name)
+        if owner is not None:
+            out.append(Relation(index_name, "i", table=owner[0], definition=sql, schema=owner[1]))
     return out
+
+
+def _schemas(ex: Executor) -> Outcome:
+    """`\\dn`: `public` (the user's `main`) and the schemas the user made."""
+    made = ex.db.sql(
+        "SELECT DISTINCT schema_name FROM duckdb_schemas() WHERE database_name = "
+        f"current_database() AND {_USER_SCHEMA_SQL} AND schema_name <> 'main' ORDER BY 1"
+    ).fetchall()
+    rows: list[list[str | None]] = [[SCHEMA, "pg_database_owner"]]
+    rows += [[name, ex.user] for (name,) in made]
+    return _table(["Name", "Owner"], rows)
 
 
 def _by_oid(ex: Executor, oid: int) -> Relation | None:
@@ -165,9 +194,11 @@ def _pattern(text: str, column: str) -> re.Pattern[str] | None:
         return re.compile(re.escape(m.group(1)))
 
 
-def _schema_matches(text: str) -> bool:
-    schema = _pattern(text, "n.nspname")
-    return schema is None or bool(schema.search(SCHEMA))
+def _schema_matches(text: str, schema: str = SCHEMA) -> bool:
+    wanted = _pattern(text, "n.nspname")
+    if wanted is None:  # no pattern: psql means the search path, which is `public`
+        return schema == SCHEMA or "pg_catalog.pg_table_is_visible" not in text
+    return bool(wanted.search(schema))
 
 
 def _relation_list(ex: Executor, text: str) -> Outcome:
@@ -175,13 +206,14 @@ def _relation_list(ex: Executor, text: str) -> Outcome:
     kinds = set(re.findall(r"'(\w)'", m.group(1))) if m else set()
     name = _pattern(text, "c.relname")
     rows: list[list[str | None]] = []
-    if _schema_matches(text):
-        for rel in relations(ex):
-            if rel.kind in kinds and (name is None or name.search(rel.name)):
-                row: list[str | None] = [SCHEMA, rel.name, KIND_NAMES[rel.kind], ex.user]
-                if '"Table"' in text:
-                    row.append(rel.table)
-                rows.append(row)
+    for rel in relations(ex):
+        if not _schema_matches(text, rel.schema):
+            continue
+        if rel.kind in kinds and (name is None or name.search(rel.name)):
+            row: list[str | None] = [rel.schema, rel.name, KIND_NAMES[rel.kind], ex.user]
+            if '"Table"' in text:
+                row.append(rel.table)
+            rows.append(row)
     rows.sort(key=lambda r: (r[0] or "", r[1] or ""))
     names = ["Schema", "Name", "Type", "Owner"] + (["Table"] if '"Table"' in text else [])
     return _table(names, rows)
@@ -190,10 +222,9 @@ def _relation_list(ex: Executor, text: str) -> Outcome:
 def _lookup(ex: Executor, text: str) -> Outcome:
     name = _pattern(text, "c.relname")
     rows: list[list[str | None]] = []
-    if _schema_matches(text):
-        for rel in relations(ex):
-            if name is None or name.search(rel.name):
-                rows.append([str(rel.oid), SCHEMA, rel.name])
+    for rel in relations(ex):
+        if _schema_matches(text, rel.schema) and (name is None or name.search(rel.name)):
+            rows.append([str(rel.oid), rel.schema, rel.name])
     rows.sort(key=lambda r: (r[1] or "", r[2] or ""))
     return _table(["oid", "nspname", "relname"], rows)
 
@@ -261,8 +292,10 @@ def _attributes(ex: Executor, oid: int, text: str) -> Outcome:
     names = list(colnames.postgres_names(text) or ())
     rows: list[list[str | None]] = []
     if rel is not None and rel.kind in "rmv":
-        source = rel.storage or rel.name
-        schema, _, table = source.rpartition(".")
+        if rel.storage is not None:
+            schema, _, table = rel.storage.rpartition(".")
+        else:  # a view, in its own schema
+            schema, table = ("main" if rel.schema == SCHEMA else rel.schema), rel.name
         cols = ex.db.sql(
             "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
             "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
@@ -301,7 +334,7 @@ def _indexes(ex: Executor, oid: int) -> Outcome:
                     "t",
                     "f",
                     "t",
-                    f"CREATE UNIQUE INDEX {name} ON {SCHEMA}.{rel.name} USING btree ({column_list})",
+                    f"CREATE UNIQUE INDEX {name} ON {rel.schema}.{rel.name} USING btree ({column_list})",
                     f"{kind} ({column_list})",
                     "p" if primary else "u",
                     "f",
@@ -322,7 +355,7 @@ def _indexes(ex: Executor, oid: int) -> Outcome:
                         "t" if unique else "f",
                         "f",
                         "t",
-                        f"CREATE {'UNIQUE ' if unique else ''}INDEX {index.name} ON {SCHEMA}."
+                        f"CREATE {'UNIQUE ' if unique else ''}INDEX {index.name} ON {rel.schema}."
                         f"{rel.name} USING btree ({cols})",
                         None,
                         None,

@@ -36,7 +36,7 @@ def bootstrap_sql(*, seed: bool = True) -> str:
         f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (applied_txn BIGINT, applied_ts BIGINT, "
         "applied_logical BIGINT, next_table_id BIGINT, since_txn BIGINT)",
         f"CREATE TABLE IF NOT EXISTS {TABLES_TABLE} (table_id BIGINT, name VARCHAR, "
-        "version INTEGER, kind VARCHAR, definition VARCHAR)",
+        "version INTEGER, kind VARCHAR, definition VARCHAR, schema_name VARCHAR)",
         lazy.create_lazy_tables_sql(),
     ]
     if seed:  # row versions cover an empty projection from the start
@@ -115,7 +115,7 @@ def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     elif kind == kinds.CREATE_TABLE:
         _create_table(con, event)
     elif kind == kinds.DROP_TABLE:
-        drop_user_view(con, data["name"])
+        drop_user_view(con, data["name"], data.get("schema"))
         if lazy.lazy_alias(con, tid) is not None:
             lazy.drop_lazy(con, tid)
         else:
@@ -123,8 +123,8 @@ def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
         con.execute(versions.drop_history_sql(tid))
         con.execute(f"DELETE FROM {TABLES_TABLE} WHERE table_id = ?", [tid])
     elif kind == kinds.RENAME_TABLE:
-        drop_user_view(con, data["old"])
-        create_user_view(con, data["new"], tid)
+        drop_user_view(con, data["old"], data.get("schema"))
+        create_user_view(con, data["new"], tid, schema=data.get("schema"))
         con.execute(f"UPDATE {TABLES_TABLE} SET name = ? WHERE table_id = ?", [data["new"], tid])
     elif kind == kinds.ALTER_TABLE:
         lazy.materialize(con, tid)
@@ -149,13 +149,14 @@ def register_table(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     data = event.data
     tid = table_of(event)
     con.execute(
-        f"INSERT INTO {TABLES_TABLE} VALUES (?, ?, ?, ?, ?)",
+        f"INSERT INTO {TABLES_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
         [
             tid,
             data["name"],
             event.version,
             data.get("table_kind", "table"),
             data.get("definition"),
+            data.get("schema"),
         ],
     )
     con.execute(
@@ -163,7 +164,7 @@ def register_table(con: duckdb.DuckDBPyConnection, event: Event) -> None:
         [tid + 1],
     )
     if not data.get("hidden"):
-        create_user_view(con, data["name"], tid)
+        create_user_view(con, data["name"], tid, schema=data.get("schema"))
 
 
 def set_table_version(con: duckdb.DuckDBPyConnection, table_id: int, version: int) -> None:
@@ -278,7 +279,9 @@ def advance_row_ids(con: duckdb.DuckDBPyConnection, seen: int = 0) -> None:
 def sequence_values(con: duckdb.DuckDBPyConnection) -> dict[str, int | None]:
     """Last values of the user's sequences (the row id sequence is derived, not logged)."""
     rows = con.execute(
-        "SELECT sequence_name, last_value FROM duckdb_sequences() "
-        "WHERE schema_name = 'main' AND database_name = current_database()"
+        "SELECT CASE WHEN schema_name = 'main' THEN sequence_name "
+        "ELSE schema_name || '.' || sequence_name END, last_value FROM duckdb_sequences() "
+        "WHERE schema_name <> ? AND database_name = current_database()",
+        [STORAGE_SCHEMA],
     ).fetchall()
     return dict(rows)

@@ -7,6 +7,8 @@ names) and, for tables, the resulting schema, so replay is exact.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from asof.eventlog.events import Event, RowOp
@@ -50,19 +52,27 @@ def create_table(
     table_kind: str = "table",
     definition: str | None = None,
     hidden: bool = False,
+    schema: str | None = None,
 ) -> Event:
     data = {"name": name, "ddl": ddl, "table_kind": table_kind, "hidden": hidden}
     if definition is not None:
         data["definition"] = definition
-    return Event(CREATE_TABLE, table_id, 1, data)
+    return Event(CREATE_TABLE, table_id, 1, _in_schema(data, schema))
 
 
-def drop_table(table_id: int, name: str) -> Event:
-    return Event(DROP_TABLE, table_id, 0, {"name": name})
+def drop_table(table_id: int, name: str, schema: str | None = None) -> Event:
+    return Event(DROP_TABLE, table_id, 0, _in_schema({"name": name}, schema))
 
 
-def rename_table(table_id: int, old: str, new: str) -> Event:
-    return Event(RENAME_TABLE, table_id, 0, {"old": old, "new": new})
+def rename_table(table_id: int, old: str, new: str, schema: str | None = None) -> Event:
+    return Event(RENAME_TABLE, table_id, 0, _in_schema({"old": old, "new": new}, schema))
+
+
+def _in_schema(data: dict[str, Any], schema: str | None) -> dict[str, Any]:
+    """A table outside `main` carries its schema; one in `main` is logged as it always was."""
+    if schema is not None and schema.lower() != "main":
+        data["schema"] = schema
+    return data
 
 
 def alter_table(table_id: int, version: int, sql: str, ddl: str) -> Event:

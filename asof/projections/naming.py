@@ -47,8 +47,25 @@ def history_table(table_id: int) -> str:
     return f"{STORAGE_SCHEMA}.h{int(table_id)}"
 
 
-def user_view(name: str) -> str:
-    return f"main.{quote_ident(name)}"
+#: The schema users' objects live in unless they name another.
+MAIN_SCHEMA = "main"
+
+
+def user_view(name: str, schema: str | None = None) -> str:
+    return f"{quote_ident(schema or MAIN_SCHEMA)}.{quote_ident(name)}"
+
+
+#: `_asof.tables`' column of the name asof reports (display_name, in SQL).
+DISPLAY_NAME_SQL = (
+    "CASE WHEN coalesce(schema_name, 'main') = 'main' THEN name ELSE schema_name || '.' || name END"
+)
+
+
+def display_name(name: str, schema: str | None = None) -> str:
+    """A table's name as asof reports it: plain in `main`, `schema.name` elsewhere."""
+    if schema is None or schema.lower() == MAIN_SCHEMA:
+        return name
+    return f"{schema}.{name}"
 
 
 def first_row(

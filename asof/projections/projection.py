@@ -42,6 +42,10 @@ def connect(
     config: dict[str, str | bool | int | float | list[str]] = {
         "python_enable_replacements": False,
         "fsync_mode": "none",
+        # Which errors fail a transaction is each session's own choice, made in the SQL
+        # front (queryapi/sql/settings.py); DuckDB's own transaction must survive the
+        # errors a session lets through.
+        "default_transaction_invalidation_policy": "SYNTACTIC_ERRORS_DO_NOT_INVALIDATE",
     }
     con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only, config=config)
     if not allow_external_access:

@@ -290,6 +290,8 @@ def _views_at(
     if cached is not None and cached[0] == since:
         tables = cached[1]
     else:
+        if versions.has_user_schemas(cur):
+            return None
         tables = versions.user_tables(cur)
     script = versions.state_views_sql(tables, txn_id)
     if script:

@@ -37,6 +37,7 @@ from asof.projections.naming import (
     VERSION_FROM,
     VERSION_TO,
     history_table,
+    one_value,
     quote_ident,
     storage_table,
 )
@@ -336,6 +337,20 @@ def user_tables(con: duckdb.DuckDBPyConnection) -> Tables:
     return tuple((table_id, name, tuple(cols)) for table_id, name, cols in rows)
 
 
+def has_user_schemas(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the database has schemas of its own besides `main`. The temporary views of a
+    past state shadow only names DuckDB looks up in `main` (the temporary catalog has no
+    other schema), so `s.t` would still read the live table: such states are built."""
+    return bool(
+        one_value(
+            con,
+            "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() "
+            "AND schema_name NOT IN ('main', 'pg_catalog', 'information_schema', ?)",
+            [STORAGE_SCHEMA],
+        )
+    )
+
+
 AT_VARIABLE = "asof_at"
 
 
@@ -383,9 +398,15 @@ def current_layout(con: duckdb.DuckDBPyConnection) -> bool:
         for r in con.execute(
             "SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() "
             "AND schema_name = ? AND (column_name = ? OR "
-            "(table_name = 'state' AND column_name = 'since_txn'))",
+            "(table_name = 'state' AND column_name = 'since_txn') "
+            "OR (table_name = 'tables' AND column_name = 'schema_name'))",
             [STORAGE_SCHEMA, VERSION_FROM],
         ).fetchall()
     }
     storage = {t for t in tables if t[:1] == "t" and t[1:].isdigit()}
-    return "state" in stamped and storage <= stamped and all(f"h{t[1:]}" in tables for t in storage)
+    return (
+        "state" in stamped
+        and "tables" in stamped
+        and storage <= stamped
+        and all(f"h{t[1:]}" in tables for t in storage)
+    )

@@ -8,7 +8,12 @@ from asof.projections.naming import ROW_ID, STORAGE_SCHEMA, VERSION_FROM, storag
 
 
 def create_user_view(
-    con: duckdb.DuckDBPyConnection, name: str, table_id: int, *, replace: bool = False
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    table_id: int,
+    *,
+    replace: bool = False,
+    schema: str | None = None,
 ) -> None:
     """The view users query: the storage table without its hidden columns (a table still
     read from a checkpoint written before row versions has no `_asof_from`)."""
@@ -16,7 +21,7 @@ def create_user_view(
     if stored_columns(con, table_id).get(VERSION_FROM) is not None:
         hidden += f", {VERSION_FROM}"
     con.execute(
-        f"CREATE {'OR REPLACE ' if replace else ''}VIEW {user_view(name)} AS "
+        f"CREATE {'OR REPLACE ' if replace else ''}VIEW {user_view(name, schema)} AS "
         f"SELECT * EXCLUDE ({hidden}) FROM {storage_table(table_id)}"
     )
 
@@ -32,5 +37,5 @@ def stored_columns(con: duckdb.DuckDBPyConnection, table_id: int) -> dict[str, b
     )
 
 
-def drop_user_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    con.execute(f"DROP VIEW IF EXISTS {user_view(name)}")
+def drop_user_view(con: duckdb.DuckDBPyConnection, name: str, schema: str | None = None) -> None:
+    con.execute(f"DROP VIEW IF EXISTS {user_view(name, schema)}")

@@ -13,6 +13,7 @@ import pyarrow as pa
 from asof.eventlog.events import Transaction
 from asof.projections.errors import ProjectionError
 from asof.projections.live import DatabaseRuntime
+from asof.projections.naming import DISPLAY_NAME_SQL
 from asof.projections.snapshots import HostedSnapshot, Snapshot, VersionedSnapshot
 from asof.queryapi.context import ClusterContext
 from asof.queryapi.errors import AsofError, InterfaceError, ProgrammingError
@@ -29,7 +30,10 @@ from asof.queryapi.sql.sqlrewrite import time_travel
 from asof.queryapi.timeref import format_micros, to_micros
 from asof.queryapi.translate import translate, translating
 
-TABLE_NAMES_SQL = "SELECT name FROM _asof.tables WHERE kind = 'table' ORDER BY name"
+#: A table outside `main` is named `schema.name`.
+TABLE_NAMES_SQL = (
+    f"SELECT {DISPLAY_NAME_SQL} AS n FROM _asof.tables WHERE kind = 'table' ORDER BY n"
+)
 
 
 class Database:

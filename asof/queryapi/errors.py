@@ -5,6 +5,8 @@ Every message says what went wrong and what to do about it.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 
 class AsofError(Exception):
     """Root of every error asof raises."""
@@ -95,3 +97,16 @@ __all__ = [
     "NotSupportedError",
     "InternalError",
 ]
+
+
+_E = TypeVar("_E", bound=AsofError)
+
+
+def syntactic(err: _E, *, before_effects: bool = False) -> _E:
+    """Mark `err` as DuckDB's parser, binder and catalog errors are: the ones a session
+    with `default_transaction_invalidation_policy = SYNTACTIC_ERRORS_DO_NOT_INVALIDATE`
+    survives. `before_effects`: the SQL front raised it before the statement changed
+    anything, so even a write's transaction can go on."""
+    err.syntactic = True  # type: ignore[attr-defined]
+    err.before_effects = before_effects  # type: ignore[attr-defined]
+    return err

@@ -64,9 +64,10 @@ def translate(exc: BaseException, *, rolled_back: bool = False) -> e.AsofError:
             duckdb.BinderException,
             duckdb.CatalogException,
             duckdb.SyntaxException,
-            duckdb.DependencyException,
         ),
     ):
+        return e.syntactic(e.ProgrammingError(f"{msg}{tail}"))
+    if isinstance(exc, duckdb.DependencyException):
         return e.ProgrammingError(f"{msg}{tail}")
     if isinstance(exc, duckdb.TransactionException) and "constraint violation" in msg.lower():
         return e.IntegrityError(f"{msg}{tail}")  # a key checked at COMMIT

@@ -120,3 +120,53 @@ def test_meta_commands_print_what_postgres_prints(fresh_server, tmp_path):
         dbname="meta_db",
     )
     assert out.stdout == META_EXPECTED
+
+
+def test_meta_commands_show_the_users_schemas(fresh_server, tmp_path):
+    assert psql(fresh_server, "-c", "CREATE DATABASE schema_db", cwd=tmp_path).returncode == 0
+    ddl = psql(
+        fresh_server,
+        *("-c", "CREATE SCHEMA sales", "-c", "CREATE TABLE sales.orders (id INT PRIMARY KEY)"),
+        *("-c", "CREATE VIEW sales.recent AS SELECT * FROM sales.orders"),
+        *("-c", "CREATE TABLE t (i INT)"),
+        cwd=tmp_path,
+        dbname="schema_db",
+    )
+    assert ddl.returncode == 0, ddl.stdout
+    out = psql(
+        fresh_server,
+        *("-c", "\\dn", "-c", "\\dt", "-c", "\\dt sales.*", "-c", "\\d sales.orders"),
+        cwd=tmp_path,
+        dbname="schema_db",
+    )
+    assert out.stdout == SCHEMAS_EXPECTED, out.stdout
+
+
+SCHEMAS_EXPECTED = """\
+      List of schemas
+  Name  |       Owner       
+--------+-------------------
+ public | pg_database_owner
+ sales  | alice
+(2 rows)
+
+       List of relations
+ Schema | Name | Type  | Owner 
+--------+------+-------+-------
+ public | t    | table | alice
+(1 row)
+
+        List of relations
+ Schema |  Name  | Type  | Owner 
+--------+--------+-------+-------
+ sales  | orders | table | alice
+(1 row)
+
+               Table "sales.orders"
+ Column |  Type   | Collation | Nullable | Default 
+--------+---------+-----------+----------+---------
+ id     | integer |           | not null | 
+Indexes:
+    "orders_pkey" PRIMARY KEY, btree (id)
+
+"""

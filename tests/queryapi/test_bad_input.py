@@ -75,7 +75,9 @@ BAD_SQL = [
     "SET threads = 1",
     "PRAGMA enable_profiling",
     "CREATE TEMP MACRO nextval(x) AS 1",
-    "CREATE SCHEMA other",
+    "CREATE SCHEMA _asof_mine",
+    "CREATE TABLE missing_schema.t (i INT)",
+    "DROP SCHEMA main",
 ]
 
 

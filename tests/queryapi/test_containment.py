@@ -123,6 +123,13 @@ INTERNAL_SCHEMA = [
     "ALTER TABLE _asof.t1 ADD COLUMN z INT",
     "CREATE INDEX i ON _asof.t1 (k)",
     "CREATE TABLE memory.main.z (x INT)",
+    "CREATE SCHEMA _asof_mine",
+    'CREATE SCHEMA "_ASOF2"',
+    "CREATE TABLE information_schema.z (x INT)",
+    "CREATE VIEW pg_catalog.z AS SELECT 1",
+    "CREATE TABLE temp.main.z (x INT)",
+    "DROP SCHEMA _asof CASCADE",
+    "DROP SCHEMA main CASCADE",
 ]
 
 #: Macros named like the built-ins asof's own SQL calls.
@@ -158,13 +165,10 @@ OUTSIDE = [
     "SET search_path = '_asof'",
     "RESET allowed_directories",
     "PRAGMA database_list",
-    "CHECKPOINT",
 ]
 
 #: Objects that would break what asof keeps track of.
 BREAKING = [
-    "DROP SEQUENCE s CASCADE",
-    "DROP VIEW IF EXISTS nothing CASCADE",
     'CREATE TABLE "_rid" (x INT)',
     "CREATE TABLE _ASOF_FROM (x INT)",
     "CREATE TABLE excluded (x INT)",

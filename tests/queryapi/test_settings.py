@@ -66,6 +66,8 @@ def test_spellings_of_an_allowed_setting(db, sql):
         "SET autoload_known_extensions = true",
         "PRAGMA enable_verification",
         "SET VARIABLE asof_txn = 1",
+        "SET default_transaction_invalidation_policy = 'NEVER'",
+        "SET GLOBAL default_transaction_invalidation_policy = 'SYNTACTIC_ERRORS_DO_NOT_INVALIDATE'",
         "SET VARIABLE x = nextval('s')",
         "SET VARIABLE x = (SELECT setval('s', 100))",
         "SET VARIABLE x = (SELECT setval('_asof.rid', 1))",
@@ -131,3 +133,50 @@ def test_an_open_cluster_trusts_its_users_settings(tmp_path):
         d = cluster.database("d")
         d.sql("SET threads = 2")
         d.sql("SET default_order = 'desc'")
+
+
+def test_the_invalidation_policy_is_the_sessions_own(cluster, db):
+    """With SYNTACTIC_ERRORS_DO_NOT_INVALIDATE, a read that does not bind or a missing
+    table leaves the transaction open, and what it wrote commits; another session (and
+    any error that may have changed something) still fails its transaction."""
+    from asof import DataError, InFailedTransactionError, ProgrammingError
+
+    other = cluster.database("d")
+    db.sql("SET default_transaction_invalidation_policy = 'SYNTACTIC_ERRORS_DO_NOT_INVALIDATE'")
+    db.sql("BEGIN")
+    db.sql("INSERT INTO t VALUES (4, 40)")
+    for bad in (
+        "SELECT nope FROM t",
+        "SELECT * FROM missing",
+        "UPDATE missing SET x = 1",
+        "ALTER TABLE missing ADD COLUMN z INT",
+        "DROP TABLE missing",
+        "CREATE TABLE t (z INT)",
+    ):
+        with pytest.raises(ProgrammingError):
+            db.sql(bad)
+    db.sql("INSERT INTO t VALUES (5, 50)")
+    db.sql("COMMIT")
+    assert keys(other) == [1, 3, 4, 5, None]
+    db.sql("BEGIN")
+    db.sql("INSERT INTO t VALUES (6, 60)")
+    with pytest.raises(DataError):  # a conversion error may follow effects: it fails
+        db.sql("UPDATE t SET v = 'x' WHERE k = 6")
+    with pytest.raises(InFailedTransactionError):
+        db.sql("SELECT 1")
+    db.sql("ROLLBACK")
+    other.sql("BEGIN")
+    with pytest.raises(ProgrammingError):
+        other.sql("SELECT nope FROM t")
+    with pytest.raises(InFailedTransactionError):
+        other.sql("SELECT 1")
+    other.sql("ROLLBACK")
+    db.sql("RESET default_transaction_invalidation_policy")
+    db.sql("BEGIN")
+    with pytest.raises(ProgrammingError):
+        db.sql("SELECT nope FROM t")
+    with pytest.raises(InFailedTransactionError):
+        db.sql("SELECT 1")
+    db.sql("ROLLBACK")
+    assert keys(db) == [1, 3, 4, 5, None]
+    assert cluster.check(deep=True) == []

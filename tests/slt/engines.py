@@ -360,5 +360,6 @@ class AsofEngine:
 def handle_digests(handle: Any) -> dict[str, tuple]:
     """Digests of every user table of an asof handle (live, AS OF or a clone's)."""
     return table_digests(
-        {t: quote_ident(t) for t in handle.tables()}, lambda q: handle.sql(q).arrow()
+        {t: ".".join(quote_ident(p) for p in t.split(".", 1)) for t in handle.tables()},
+        lambda q: handle.sql(q).arrow(),
     )

@@ -17,6 +17,7 @@ from asof.eventlog.recorder import Store
 from asof.projections.build import build_at
 from asof.projections.live import DatabaseRuntime
 from asof.projections.naming import (
+    DISPLAY_NAME_SQL,
     STATE_TABLE,
     STORED_COLUMNS,
     TABLES_TABLE,
@@ -92,7 +93,9 @@ def _check_projection(target: CheckTarget, deep: bool) -> list[str]:
 def table_digests(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
     """Row count and an order-independent hash of every user table."""
     out = {}
-    for table_id, name in con.execute(f"SELECT table_id, name FROM {TABLES_TABLE}").fetchall():
+    for table_id, name in con.execute(
+        f"SELECT table_id, {DISPLAY_NAME_SQL} FROM {TABLES_TABLE}"
+    ).fetchall():
         out[name] = con.execute(
             f"SELECT count(*), sum(hash(t)::HUGEINT) "
             f"FROM (SELECT {STORED_COLUMNS} FROM {storage_table(table_id)}) t"

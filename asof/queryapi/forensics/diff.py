@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from asof.eventlog.events import RowOp
 from asof.projections import kinds
 from asof.projections.naming import (
+    DISPLAY_NAME_SQL,
     HIDDEN_COLUMNS,
     ROW_ID,
     STORAGE_SCHEMA,
@@ -98,7 +99,9 @@ class Diff:
 
 
 def _tables(cur: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str]]:
-    rows = cur.execute(f"SELECT table_id, name FROM {TABLES_TABLE} WHERE kind = 'table'").fetchall()
+    rows = cur.execute(
+        f"SELECT table_id, {DISPLAY_NAME_SQL} FROM {TABLES_TABLE} WHERE kind = 'table'"
+    ).fetchall()
     return {name.lower(): (tid, name) for tid, name in rows}
 
 

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from asof.eventlog.events import LOG_ROW_META, RowOp, Transaction
 from asof.projections import kinds
+from asof.projections.naming import display_name
 from asof.queryapi.errors import ProgrammingError
 from asof.queryapi.timeref import to_micros
 from asof.queryapi.translate import translate
@@ -53,12 +54,13 @@ class _Catalog:
     def observe(self, txn: Transaction) -> None:
         for event in txn.events:
             tid = event.table_id
+            schema = event.data.get("schema")
             if event.kind == kinds.CREATE_TABLE:
-                self._name(tid, event.data["name"])
+                self._name(tid, display_name(event.data["name"], schema))
                 self.versions.setdefault(tid, set()).add(1)
             elif event.kind == kinds.RENAME_TABLE:
-                self._name(tid, event.data["old"])
-                self._name(tid, event.data["new"])
+                self._name(tid, display_name(event.data["old"], schema))
+                self._name(tid, display_name(event.data["new"], schema))
             elif event.kind in (kinds.ALTER_TABLE, kinds.ROWS) and tid is not None:
                 self.versions.setdefault(tid, {1}).add(event.version)
 
@@ -243,7 +245,7 @@ def transaction_log(
             if tid is not None and tid in cat.current:
                 name = names.current.get(tid, cat.current[tid])
                 if event.kind == kinds.RENAME_TABLE:
-                    name = event.data["new"]
+                    name = display_name(event.data["new"], event.data.get("schema"))
                 if name not in touched:
                     touched.append(name)
             kind = _ddl_kind(event)

@@ -16,18 +16,22 @@ import pyarrow as pa
 
 from asof.projections import kinds
 from asof.projections.naming import (
+    DISPLAY_NAME_SQL,
     HIDDEN_COLUMNS,
     ROW_ID,
     STORAGE_SCHEMA,
     TABLES_TABLE,
     VERSION_FROM,
+    display_name,
     quote_ident,
     storage_table,
+    user_view,
 )
 from asof.projections.versions import TXN_VARIABLE
 from asof.queryapi.errors import AsofError, ProgrammingError
 from asof.queryapi.forensics.source import Recoverable, Source, Target
 from asof.queryapi.progress import track
+from asof.queryapi.sql.schemas import split_display
 from asof.queryapi.sql.session import Session
 from asof.queryapi.translate import translate
 
@@ -68,8 +72,8 @@ class RestoreResult:
 
 def _table_id(cur: duckdb.DuckDBPyConnection, table: str, where: str) -> tuple[int, str]:
     rows = cur.execute(
-        f"SELECT table_id, name FROM {TABLES_TABLE} WHERE lower(name) = lower(?) "
-        "AND kind = 'table'",
+        f"SELECT table_id, {DISPLAY_NAME_SQL} FROM {TABLES_TABLE} "
+        f"WHERE lower({DISPLAY_NAME_SQL}) = lower(?) AND kind = 'table'",
         [table],
     ).fetchall()
     if not rows:
@@ -111,9 +115,14 @@ def table_ddl(cur: duckdb.DuckDBPyConnection, table_id: int, name: str) -> str:
         body = ddl[len(prefix) :].replace(rid, "", 1)
         for hidden in _FROM_DDL:
             body = body.replace(hidden, "", 1)
-        return f"CREATE TABLE {quote_ident(name)}(" + body
+        return f"CREATE TABLE {_qualified(name)}(" + body
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t, _ in _columns(cur, table_id))
-    return f"CREATE TABLE {quote_ident(name)} ({cols})"  # constraints unreadable: columns only
+    return f"CREATE TABLE {_qualified(name)} ({cols})"  # constraints unreadable: columns only
+
+
+def _qualified(name: str) -> str:
+    schema, table = split_display(name)
+    return user_view(table, schema)
 
 
 def restore_table(
@@ -173,13 +182,14 @@ def _write(
     if session.in_transaction:
         raise ProgrammingError("COMMIT or ROLLBACK the open transaction on `into` first")
     tag = f"/* asof restore_table {name} from {label} ({mode}) */ "
-    target = quote_ident(name)
+    schema, table = split_display(name)
+    target = user_view(table, schema)
     cols = ", ".join(quote_ident(c) for c in columns)
     counts = {"inserted": 0, "updated": 0, "deleted": 0}
     into.sql("BEGIN")
     try:
         session.write_now()  # the write lock first: the batches are registered on its cursor
-        exists = session.find_table(name) is not None
+        exists = session.find_table(table, schema) is not None
         if mode == "create":
             if exists:
                 raise ProgrammingError(
@@ -192,7 +202,7 @@ def _write(
                 f"table {name!r} does not exist in {into.name!r}; use mode='create'"
             )
         else:
-            _check_columns(session, name, columns)
+            _check_columns(session, table, schema, columns)
         if mode == "replace":
             filt = f" WHERE ({where})" if where else ""
             counts["deleted"] = _count(into.sql(f"{tag}DELETE FROM {target}{filt}"))
@@ -232,8 +242,8 @@ def _write(
     return RestoreResult(name, label, into.name, mode, mode == "create", **counts)
 
 
-def _check_columns(session: Session, name: str, columns: list[str]) -> None:
-    info = session.find_table(name)
+def _check_columns(session: Session, name: str, schema: str, columns: list[str]) -> None:
+    info = session.find_table(name, schema)
     missing = [c for c in columns if c not in info.columns]
     if missing:
         raise ProgrammingError(
@@ -252,7 +262,10 @@ def undrop_table(db: Recoverable, table: str, *, progress: bool | None = None) -
     last = None
     for txn in db.transactions():
         for event in txn.events:
-            if event.kind == kinds.DROP_TABLE and event.data["name"].lower() == table.lower():
+            if event.kind != kinds.DROP_TABLE:
+                continue
+            dropped = display_name(event.data["name"], event.data.get("schema"))
+            if dropped.lower() == table.lower():
                 last = txn
     if last is None:
         raise ProgrammingError(

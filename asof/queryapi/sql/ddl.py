@@ -7,6 +7,7 @@ table exactly, read back from DuckDB's catalog after the statement ran. Other ob
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -19,20 +20,24 @@ from asof.projections.apply import apply_event, next_table_id, register_table, s
 from asof.projections.lazy import LAZY_TABLE
 from asof.projections.live import DatabaseRuntime
 from asof.projections.naming import (
+    MAIN_SCHEMA,
     RESERVED_COLUMNS,
     ROW_ID,
     ROW_ID_SEQUENCE,
     STORAGE_SCHEMA,
     STORED_COLUMNS,
+    TABLES_TABLE,
+    display_name,
     first_row,
     quote_ident,
     storage_table,
 )
-from asof.queryapi.errors import NotSupportedError, ProgrammingError
+from asof.queryapi.errors import NotSupportedError, ProgrammingError, syntactic
 from asof.queryapi.result import Result
 from asof.queryapi.sql.definitions import body_after_as, refuse_internal_references
 from asof.queryapi.sql.dml import TableInfo, refuse_reserved_names
 from asof.queryapi.sql.guard import Guard, with_parameters
+from asof.queryapi.sql.schemas import check_schema_name, require_schema, user_schema
 from asof.queryapi.sql.statements import (
     Name,
     Statement,
@@ -55,9 +60,9 @@ class Session(Protocol):
         self, name: Name, *, kinds_allowed: Sequence[str] = ("table", "matview")
     ) -> TableInfo: ...
 
-    def find_table(self, name: str) -> TableInfo | None: ...
+    def find_table(self, name: str, schema: str = MAIN_SCHEMA) -> TableInfo | None: ...
 
-    def materialize(self, table_id: int) -> None: ...
+    def materialize(self, table_id: int, *, unrenamed: bool = False) -> None: ...
 
     def row_id_mark(self) -> int: ...
 
@@ -76,33 +81,21 @@ _OBJECT_WORDS = {
 }
 
 
-def _main_object(s: Session, name: str) -> str | None:
-    """What kind of object (if any) already holds `name` in the user's namespace."""
-    table = s.find_table(name)
+def _object_in(s: Session, name: str, schema: str = MAIN_SCHEMA) -> str | None:
+    """What kind of object (if any) already holds `name` in one of the user's schemas."""
+    table = s.find_table(name, schema)
     if table is not None:
         return table.kind
     row = first_row(
         s.cur,
         "SELECT 'view' FROM duckdb_views() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND lower(view_name) = lower(?) "
+        "AND lower(schema_name) = lower($2) AND lower(view_name) = lower($1) "
         "UNION ALL SELECT 'sequence' FROM duckdb_sequences() WHERE "
-        "database_name = current_database() AND schema_name = 'main' "
-        "AND lower(sequence_name) = lower(?)",
-        [name, name],
+        "database_name = current_database() AND lower(schema_name) = lower($2) "
+        "AND lower(sequence_name) = lower($1)",
+        [name, schema],
     )
     return row[0] if row else None
-
-
-def _check_schema(name: Name) -> None:
-    if len(name.parts) > 2:
-        raise NotSupportedError(
-            f"a statement names only its own database's objects; drop the {name.parts[0]!r} "
-            "qualifier"
-        )
-    if name.schema is not None and name.schema.lower() != "main":
-        raise NotSupportedError(
-            f"asof keeps user objects in the main schema; drop the {name.schema!r} qualifier"
-        )
 
 
 #: Names no user object may take: the hidden columns, and `excluded`, which an upsert
@@ -110,15 +103,16 @@ def _check_schema(name: Name) -> None:
 RESERVED_NAMES = frozenset({*RESERVED_COLUMNS, "excluded"})
 
 
-def _check_new_name(name: Name) -> None:
-    """A name a statement gives a new object (or a renamed one)."""
-    _check_schema(name)
+def _check_new_name(name: Name) -> str:
+    """A name a statement gives a new object (or a renamed one); its schema."""
+    schema = user_schema(name)
     low = name.name.lower()
     if low in RESERVED_NAMES or low.startswith(STORAGE_SCHEMA):
         raise ProgrammingError(
             f"the name {name.name!r} is reserved by asof (as are names starting with "
             f"{STORAGE_SCHEMA}); choose another"
         )
+    return schema
 
 
 def _refuse_shadowing(s: Session) -> None:
@@ -190,9 +184,7 @@ def create(s: Session, st: Statement, params: Any) -> Result:
     if word == "TABLE":
         return _create_table(s, st, i + 1, or_replace, params)
     if word == "SCHEMA":
-        raise NotSupportedError(
-            "asof keeps user objects in the main schema; CREATE SCHEMA is not supported"
-        )
+        return _create_schema(s, st, i + 1)
     if word in ("DATABASE",):
         raise ProgrammingError("CREATE DATABASE is a cluster statement; run it with cluster.sql()")
     if word not in _OBJECT_WORDS:
@@ -201,19 +193,20 @@ def create(s: Session, st: Statement, params: Any) -> Result:
     j = skip_words(toks, i + 1, "IF", "NOT", "EXISTS")
     name, k = read_name(toks, j)
     sql = st.sql
+    schema = _check_new_name(name)
     if obj == "index":
-        _check_new_name(name)
         on = find_kw(toks, {"ON"}, k)
         if on is None:
             raise ProgrammingError("CREATE INDEX needs ON <table>; check the SQL syntax")
         target, _ = read_name(toks, on + 1)
         table = s.lookup(target, kinds_allowed=("table",))
         sql = _replace(sql, target.start, target.end, storage_table(table.table_id))
+        if name.schema is not None:  # indexes live beside their storage table
+            sql = _replace(sql, name.start, name.end, quote_ident(name.name))
         s.materialize(table.table_id)
         table_id = table.table_id
     else:
-        _check_new_name(name)
-        held = _main_object(s, name.name)
+        held = _object_in(s, name.name, schema)
         if held in ("table", "matview"):
             raise ProgrammingError(
                 f"{name.name!r} is already a {'table' if held == 'table' else 'materialized view'};"
@@ -237,14 +230,19 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
     j = skip_words(toks, i, "IF", "NOT", "EXISTS")
     if_not_exists = j > i
     name, k = read_name(toks, j)
-    _check_new_name(name)
-    held = _main_object(s, name.name)
+    schema = _check_new_name(name)
+    require_schema(s.cur, schema)
+    held = _object_in(s, name.name, schema)
     if held == "table":
         if if_not_exists:
             return Result.empty()
         if not or_replace:
-            raise ProgrammingError(
-                f"table {name.name!r} already exists; use CREATE OR REPLACE TABLE or another name"
+            raise syntactic(
+                ProgrammingError(
+                    f"Catalog Error: table {display_name(name.name, schema)!r} already exists; "
+                    "use CREATE OR REPLACE TABLE or another name"
+                ),
+                before_effects=True,
             )
         drop_table(s, s.lookup(name))
     elif held is not None:
@@ -258,7 +256,7 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
     _refuse_row_id_column(s, table_id)
     s.check_expressions([table_id])
     _add_hidden_columns(s, table_id)
-    event = kinds.create_table(table_id, name.name, _storage_ddl(s, table_id))
+    event = kinds.create_table(table_id, name.name, _storage_ddl(s, table_id), schema=schema)
     register_table(s.cur, event)
     s.emit(event)
     if find_kw(toks, {"AS"}, k) is not None:  # CREATE TABLE ... AS: its rows are log values
@@ -267,10 +265,128 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
 
 
 # --------------------------------------------------------------------- DROP
-def drop_table(s: Session, table) -> None:
-    event = kinds.drop_table(table.table_id, table.name)
+def drop_table(s: Session, table: TableInfo) -> None:
+    event = kinds.drop_table(table.table_id, table.name, table.schema)
     apply_event(s.cur, event)
     s.emit(event)
+
+
+def _create_schema(s: Session, st: Statement, i: int) -> Result:
+    j = skip_words(st.tokens, i, "IF", "NOT", "EXISTS")
+    name, _ = read_name(st.tokens, j)
+    if len(name.parts) > 1:
+        raise NotSupportedError(
+            f"a statement names only its own database's objects; drop the {name.parts[0]!r} "
+            "qualifier"
+        )
+    check_schema_name(name.name)
+    if name.name.lower() in ("main",) and j > i:
+        return Result.empty()
+    s.cur.execute(st.sql)
+    s.emit(kinds.ddl("schema", name.name, "create", st.sql))
+    return Result.empty()
+
+
+def _drop_schema(s: Session, st: Statement) -> Result:
+    toks = st.tokens
+    i = skip_words(toks, 2, "IF", "EXISTS")
+    names = []
+    while i < len(toks):
+        name, i = read_name(toks, i)
+        if len(name.parts) > 1:
+            raise NotSupportedError("name the schema without a database qualifier")
+        check_schema_name(name.name)
+        if name.name.lower() == MAIN_SCHEMA:
+            raise ProgrammingError(
+                'Catalog Error: Cannot drop entry "main" because it is an internal system entry'
+            )
+        names.append(name.name)
+        if i < len(toks) and toks[i].text == ",":
+            i += 1
+            continue
+        break
+    cascade = find_kw(toks, {"CASCADE"}) is not None
+    if cascade:  # its tables go first, as DuckDB drops them: storage and all
+        for schema in names:
+            rows = s.cur.execute(
+                f"SELECT name FROM {TABLES_TABLE} WHERE lower(schema_name) = lower(?) "
+                "ORDER BY table_id",
+                [schema],
+            ).fetchall()
+            for (table,) in rows:
+                info = s.find_table(table, schema)
+                if info is not None:
+                    drop_table(s, info)
+    _run_drop(s, st.sql, kinds.ddl("schema", ",".join(names), "drop", st.sql), cascade)
+    return Result.empty()
+
+
+def _run_drop(s: Session, sql: str, event: Event, cascade: bool) -> None:
+    """Run a DROP and log it. With CASCADE, DuckDB also drops the tables whose defaults
+    call a sequence it drops: each such table is logged as dropped before the statement,
+    so a replay drops the same tables. (A column of an ENUM type keeps its values, not the
+    type's name, so a dropped type takes no table with it.)
+
+    A table a clone still reads from a shared checkpoint is a view here, which DuckDB's
+    CASCADE does not see, and making it a real table first would not help (DuckDB cannot
+    commit the drop of a table changed in the same transaction): the defaults of its
+    checkpoint's columns say which sequences it calls."""
+    shared = _shared_sequences(s) if cascade else {}
+    before = _sequences(s) if shared else set()
+    s.cur.execute(sql)
+    if not cascade:
+        s.emit(event)
+        return
+    gone = s.cur.execute(
+        f"SELECT table_id FROM {TABLES_TABLE} WHERE table_id NOT IN "
+        f"(SELECT table_id FROM {LAZY_TABLE}) AND 't' || table_id NOT IN "
+        "(SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ?) ORDER BY table_id",
+        [STORAGE_SCHEMA],
+    ).fetchall()
+    dropped = {r[0] for r in gone}
+    if shared:
+        lost = before - _sequences(s)
+        dropped |= {table_id for table_id, calls in shared.items() if calls & lost}
+    for table_id in sorted(dropped):
+        row = first_row(
+            s.cur, f"SELECT name, schema_name FROM {TABLES_TABLE} WHERE table_id = ?", [table_id]
+        )
+        if row is not None:
+            drop = kinds.drop_table(table_id, row[0], row[1])
+            apply_event(s.cur, drop)
+            s.emit(drop)
+    s.emit(event)
+
+
+_NEXTVAL = re.compile(r"nextval\s*\(\s*'((?:[^']|'')*)'", re.IGNORECASE)
+
+
+def _shared_sequences(s: Session) -> dict[int, set[str]]:
+    """Per table still read from a checkpoint: the sequences its defaults call, as
+    `schema.name` in lower case."""
+    rows = s.cur.execute(
+        f"SELECT l.table_id, c.column_default FROM {LAZY_TABLE} AS l "
+        "JOIN duckdb_columns() AS c ON c.database_name = l.alias AND c.schema_name = ? "
+        "AND c.table_name = 't' || l.table_id AND c.column_default IS NOT NULL",
+        [STORAGE_SCHEMA],
+    ).fetchall()
+    out: dict[int, set[str]] = {}
+    for table_id, default in rows:
+        for name in _NEXTVAL.findall(default):
+            name = name.replace("''", "'").lower()
+            out.setdefault(table_id, set()).add(name if "." in name else f"main.{name}")
+    return out
+
+
+def _sequences(s: Session) -> set[str]:
+    return {
+        r[0]
+        for r in s.cur.execute(
+            "SELECT lower(schema_name || '.' || sequence_name) FROM duckdb_sequences() "
+            "WHERE database_name = current_database()"
+        ).fetchall()
+    }
 
 
 def drop(s: Session, st: Statement) -> Result:
@@ -279,14 +395,7 @@ def drop(s: Session, st: Statement) -> Result:
     if word == "DATABASE":
         raise ProgrammingError("DROP DATABASE is a cluster statement; run it with cluster.sql()")
     if word == "SCHEMA":
-        raise NotSupportedError(
-            "asof keeps user objects in the main schema; DROP SCHEMA is not supported"
-        )
-    if find_kw(toks, {"CASCADE"}) is not None:
-        raise NotSupportedError(
-            "DROP ... CASCADE would drop objects asof keeps track of (a table whose default "
-            "uses a sequence); drop them one at a time"
-        )
+        return _drop_schema(s, st)
     i = skip_words(toks, 2, "IF", "EXISTS")
     if_exists = i > 2
     names = []
@@ -298,21 +407,24 @@ def drop(s: Session, st: Statement) -> Result:
             continue
         break
     if word == "TABLE":
-        for name in names:
-            _check_schema(name)
-            table = s.find_table(name.name)
+        for n, name in enumerate(names):
+            schema = user_schema(name)
+            table = s.find_table(name.name, schema)
             if table is None or table.kind != "table":
                 if table is not None:
                     raise ProgrammingError(
                         f"{name.name!r} is a materialized view; use DROP MATERIALIZED VIEW"
                     )
-                if _main_object(s, name.name) == "view":
+                if _object_in(s, name.name, schema) == "view":
                     raise ProgrammingError(f"{name.name!r} is a view; use DROP VIEW")
                 if if_exists:
                     continue
-                raise ProgrammingError(
-                    f"table {name.name!r} does not exist in database {s.rt.name!r}; "
-                    "list tables with SHOW TABLES"
+                raise syntactic(
+                    ProgrammingError(
+                        f"Catalog Error: table {display_name(name.name, schema)!r} does not "
+                        f"exist in database {s.rt.name!r}; list tables with SHOW TABLES"
+                    ),
+                    before_effects=n == 0,
                 )
             drop_table(s, table)
         return Result.empty()
@@ -322,8 +434,8 @@ def drop(s: Session, st: Statement) -> Result:
     sql = st.sql
     table_id = None
     for name in reversed(names):
-        _check_schema(name)
-        if obj == "view" and s.find_table(name.name) is not None:
+        schema = user_schema(name)
+        if obj == "view" and s.find_table(name.name, schema) is not None:
             raise ProgrammingError(f"{name.name!r} is a table; use DROP TABLE")
         if obj == "index":
             if len(names) > 1:
@@ -334,8 +446,8 @@ def drop(s: Session, st: Statement) -> Result:
             if table_id is not None:
                 s.materialize(table_id)
             sql = _replace(sql, name.start, name.end, f"{STORAGE_SCHEMA}.{quote_ident(name.name)}")
-    s.cur.execute(sql)
-    s.emit(kinds.ddl(obj, ",".join(n.name for n in names), "drop", sql, table_id=table_id))
+    event = kinds.ddl(obj, ",".join(n.name for n in names), "drop", sql, table_id=table_id)
+    _run_drop(s, sql, event, find_kw(toks, {"CASCADE"}) is not None)
     return Result.empty()
 
 
@@ -364,8 +476,8 @@ def alter(s: Session, st: Statement) -> Result:
         if word not in _OBJECT_WORDS:
             raise NotSupportedError(f"ALTER {word} is not supported by asof")
         name, k = read_name(toks, skip_words(toks, 2, "IF", "EXISTS"))
-        _check_schema(name)
-        if word == "VIEW" and s.find_table(name.name) is not None:
+        schema = user_schema(name)
+        if word == "VIEW" and s.find_table(name.name, schema) is not None:
             raise ProgrammingError(f"{name.name!r} is a table; use ALTER TABLE")
         rename = find_kw(toks, {"RENAME"}, k)
         if rename is not None and skip_words(toks, rename + 1, "TO") > rename + 1:
@@ -376,24 +488,31 @@ def alter(s: Session, st: Statement) -> Result:
     i = skip_words(toks, 2, "IF", "EXISTS")
     if_exists = i > 2
     name, k = read_name(toks, i)
-    _check_schema(name)
-    table = s.find_table(name.name)
+    schema = user_schema(name)
+    table = s.find_table(name.name, schema)
     if table is None or table.kind != "table":
         if table is None and if_exists:
             return Result.empty()
         if table is not None:
             raise ProgrammingError(f"{name.name!r} is a materialized view and cannot be altered")
-        raise ProgrammingError(
-            f"table {name.name!r} does not exist in database {s.rt.name!r}; "
-            "list tables with SHOW TABLES"
+        raise syntactic(
+            ProgrammingError(
+                f"Catalog Error: table {display_name(name.name, schema)!r} does not exist in "
+                f"database {s.rt.name!r}; list tables with SHOW TABLES"
+            ),
+            before_effects=True,
         )
     action = toks[k].upper if k < len(toks) else ""
     if action == "RENAME" and k + 1 < len(toks) and toks[k + 1].upper == "TO":
         new, _ = read_name(toks, k + 2)
+        if new.schema is not None and new.schema.lower() != table.schema.lower():
+            raise ProgrammingError("a rename keeps a table in its schema; name it without one")
         _check_new_name(new)
-        if _main_object(s, new.name) is not None:
+        held = _object_in(s, new.name, table.schema)
+        if held is not None and new.name.lower() != table.name.lower():
             raise ProgrammingError(f"{new.name!r} already exists; choose another name")
-        event = kinds.rename_table(table.table_id, table.name, new.name)
+        _refuse_rename_with_indexes(s, table)
+        event = kinds.rename_table(table.table_id, table.name, new.name, table.schema)
         apply_event(s.cur, event)
         s.emit(event)
         return Result.empty()
@@ -412,6 +531,23 @@ def alter(s: Session, st: Statement) -> Result:
     return Result.empty()
 
 
+def _refuse_rename_with_indexes(s: Session, table: TableInfo) -> None:
+    """DuckDB refuses to rename a table that has an index (the index depends on it); the
+    rename only touches the table's view here, so the refusal is asof's to make."""
+    row = first_row(
+        s.cur,
+        "SELECT count(*) FROM duckdb_indexes() WHERE schema_name = ? AND table_name = ? "
+        f"AND (database_name = current_database() OR database_name IN "
+        f"(SELECT alias FROM {LAZY_TABLE}))",
+        [STORAGE_SCHEMA, f"t{table.table_id}"],
+    )
+    if row is not None and row[0]:
+        raise ProgrammingError(
+            f'Dependency Error: Cannot alter entry "{table.name}" because there are entries '
+            "that depend on it; drop its indexes first"
+        )
+
+
 def _is_constraint_change(toks, k: int) -> bool:
     nxt = toks[k + 1].upper if k + 1 < len(toks) else ""
     return nxt in ("PRIMARY", "UNIQUE", "CONSTRAINT", "CHECK", "FOREIGN")
@@ -425,11 +561,12 @@ def matview(s: Session, st: Statement) -> Result:
         or_replace = i > 1
         j = skip_words(toks, i + 2, "IF", "NOT", "EXISTS")
         name, k = read_name(toks, j)
-        _check_new_name(name)
+        schema = _check_new_name(name)
+        require_schema(s.cur, schema)
         if k >= len(toks) or toks[k].upper != "AS":
             raise ProgrammingError("CREATE MATERIALIZED VIEW needs AS <query>")
         query = st.sql[toks[k + 1].start :]
-        held = _main_object(s, name.name)
+        held = _object_in(s, name.name, schema)
         if held == "matview" and or_replace:
             drop_table(s, s.lookup(name, kinds_allowed=("matview",)))
         elif held == "matview" and j > i + 2:
@@ -443,7 +580,12 @@ def matview(s: Session, st: Statement) -> Result:
         _refuse_row_id_column(s, table_id)
         _add_hidden_columns(s, table_id)
         event = kinds.create_table(
-            table_id, name.name, _storage_ddl(s, table_id), table_kind="matview", definition=query
+            table_id,
+            name.name,
+            _storage_ddl(s, table_id),
+            table_kind="matview",
+            definition=query,
+            schema=schema,
         )
         register_table(s.cur, event)
         s.emit(event)
@@ -469,7 +611,7 @@ def matview(s: Session, st: Statement) -> Result:
     # DROP MATERIALIZED VIEW
     i = skip_words(toks, 3, "IF", "EXISTS")
     name, _ = read_name(toks, i)
-    info = s.find_table(name.name)
+    info = s.find_table(name.name, user_schema(name))
     if info is None or info.kind != "matview":
         if i > 3:
             return Result.empty()

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from asof.projections.naming import STORAGE_SCHEMA
+from asof.projections.naming import STORAGE_SCHEMA, first_row
 from asof.queryapi.errors import NotSupportedError
 from asof.queryapi.sql.guard import nodes, parse_tree
 from asof.queryapi.sql.statements import Token, depth_zero, tokenize, unquote
@@ -35,7 +35,7 @@ def body_after_as(sql: str, tokens: tuple[Token, ...], start: int) -> str | None
 
 def refuse_internal_references(cur: duckdb.DuckDBPyConnection, body: str, what: str) -> None:
     """Raise NotSupportedError when `body` (a query, or a macro's body: an expression or
-    `TABLE query`) reads a table outside the user's main schema."""
+    `TABLE query`) reads a table outside the user's own schemas."""
     text = body.strip().rstrip(";").strip()
     if text[:5].upper() == "TABLE" and not text[5:6].isalnum():
         text = text[5:]
@@ -57,10 +57,22 @@ def refuse_internal_references(cur: duckdb.DuckDBPyConnection, body: str, what: 
                 "differently in clones and in states rebuilt from the log; read the user's "
                 "tables instead"
             )
-        if schema.lower() not in ("", "main"):
+        if schema.lower() not in ("", "main") and not _own_schema(cur, schema):
             raise NotSupportedError(
-                f"a {what} reads only the main schema of its own database, not {schema}.{table}"
+                f"a {what} reads only its own database's schemas, not {schema}.{table}"
             )
+
+
+def _own_schema(cur: duckdb.DuckDBPyConnection, schema: str) -> bool:
+    """A schema of the user's own database that no attached database's name shadows."""
+    row = first_row(
+        cur,
+        "SELECT (SELECT count(*) FROM duckdb_schemas() WHERE database_name = "
+        "current_database() AND lower(schema_name) = lower($1)), (SELECT count(*) FROM "
+        "duckdb_databases() WHERE lower(database_name) = lower($1))",
+        [schema],
+    )
+    return row is not None and row[0] > 0 and row[1] == 0
 
 
 def _tables(

@@ -16,6 +16,7 @@ from asof.projections.naming import (
     ROW_ID,
     VERSION_FROM,
     VERSION_TO,
+    display_name,
     history_table,
     quote_ident,
     storage_table,
@@ -45,6 +46,12 @@ class TableInfo:
     kind: str  # "table" or "matview"
     columns: tuple[str, ...]  # the user's columns in storage order, the row id excluded
     generated: frozenset[str] = frozenset()  # computed columns: never inserted into
+    schema: str = "main"
+
+    @property
+    def display(self) -> str:
+        """The name asof reports: `schema.name` outside `main`."""
+        return display_name(self.name, self.schema)
 
 
 @attrs.frozen

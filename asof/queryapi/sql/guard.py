@@ -7,7 +7,7 @@ expanded, `query()` replaced by the query it names, every function and sequence 
 its catalog entry) and the plan is checked here:
 
 * a sequence function (nextval, setval, currval) must name, as a constant, a sequence of the
-  user's own database in its main schema. asof's row id sequence is reachable only by the
+  user's own database, in one of its schemas (never asof's internal one). asof's row id sequence is reachable only by the
   row id defaults of its own storage tables (nextval, in writes): no user statement may set
   it, read it or move it. A statement that moves a user sequence is a write, and the caller
   runs it on the write path, which logs where the sequence stands.
@@ -235,8 +235,6 @@ class Guard:
             raise NotSupportedError(
                 f"the sequence {schema}.{seq} is internal to asof; use your own sequences"
             )
-        if schema.lower() != "main":
-            raise NotSupportedError(f"{name}() may use only sequences in the main schema")
         return f"{schema}.{seq}".lower()
 
 

@@ -36,12 +36,14 @@ from asof.projections.errors import ProjectionError
 from asof.projections.lazy import lazy_ids, materialize
 from asof.projections.naming import (
     HIDDEN_COLUMNS,
+    MAIN_SCHEMA,
     ROW_ID,
     ROW_ID_SEQUENCE,
     STORAGE_SCHEMA,
     STORED_COLUMNS,
     TABLES_TABLE,
     VERSION_FROM,
+    display_name,
     first_row,
     storage_table,
 )
@@ -53,6 +55,7 @@ from asof.queryapi.errors import (
     OperationalError,
     ProgrammingError,
     ReadOnlyError,
+    syntactic,
 )
 from asof.queryapi.result import Result
 from asof.queryapi.sql import (
@@ -65,10 +68,12 @@ from asof.queryapi.sql import (
     temporary,
 )
 from asof.queryapi.sql import transaction as txn_control
+from asof.queryapi.sql.checkpointing import checkpoint, is_checkpoint
 from asof.queryapi.sql.coalesce import coalesce
 from asof.queryapi.sql.determinism import reads_variables, unrepeatable_calls
 from asof.queryapi.sql.dml import DmlPlan, TableInfo, plan_dml
 from asof.queryapi.sql.guard import Guard, Reach, bound_plan
+from asof.queryapi.sql.schemas import user_schema
 from asof.queryapi.sql.statements import Name, Statement, explain_target, find_kw, split
 from asof.queryapi.translate import translate
 
@@ -103,6 +108,7 @@ class Session:
         self._explicit = False  # BEGIN ran and no COMMIT or ROLLBACK yet (failed or not)
         self._holding = False
         self._failed: str | None = None  # why the open transaction failed
+        self._lenient = False  # SYNTACTIC_ERRORS_DO_NOT_INVALIDATE (settings.py)
         self._read_only_txn = False  # BEGIN ... READ ONLY
         self._snapshot_txn = 0  # the last transaction the explicit transaction's snapshot holds
         self._has_read = False  # the explicit transaction read its snapshot before writing
@@ -246,15 +252,28 @@ class Session:
                     return self._run_statement(rewritten, params)
             return self._run_statement(st, params)
         except AsofError as exc:
-            if self._explicit and self._failed is None:  # any error fails the transaction
+            if self._explicit and self._failed is None and self._fails_transaction(st, exc):
                 raise self._fail(exc) from None
             raise
+
+    def _fails_transaction(self, st: Statement, exc: AsofError) -> bool:
+        """Any error fails an open transaction (DuckDB's default), unless the session set
+        SYNTACTIC_ERRORS_DO_NOT_INVALIDATE and the error is one of a statement that did
+        nothing yet: a read that did not parse or bind, or a name the SQL front found
+        missing before the statement ran."""
+        return not (
+            self._lenient
+            and getattr(exc, "syntactic", False)
+            and (st.type in READ_TYPES or getattr(exc, "before_effects", False))
+        )
 
     def _run_statement(self, st: Statement, params: Any) -> Result:
         if st.type == "MULTI":
             return self._expanded(st)
         if st.type in ("PREPARE", "EXECUTE") or st.verb == "DEALLOCATE":
             return self._prepared_statement(st)
+        if is_checkpoint(st):
+            return checkpoint(self.rt, st, has_changes=self._holding)
         if st.type == "SET" and st.verb in ("SET", "RESET", "PRAGMA"):
             if not (self.rt is not None and self.rt.allow_external_access):
                 return self._setting(st)  # an open cluster trusts its users' SETs
@@ -286,7 +305,10 @@ class Session:
             self._sql.append(st.sql)
         except BaseException as exc:
             if not autocommit:
-                raise self._fail(exc) from None
+                err = self._error(exc)
+                if self._fails_transaction(st, err):
+                    raise self._fail(exc) from None
+                raise err from None
             self._abort()
             raise self._error(exc) from None
         if autocommit:
@@ -296,6 +318,9 @@ class Session:
     def _setting(self, st: Statement) -> Result:
         """A SET, RESET or PRAGMA of this session's own settings (queryapi/sql/settings.py)."""
         setting = settings.parse(st)
+        if setting.kept is not None:  # the invalidation policy, kept by the session
+            self._lenient = setting.kept != settings.INVALIDATION_POLICIES[0]
+            return Result.empty()
         if setting.value_sql is not None:  # a variable's value is a query's result
             self._check_quiet(
                 f"SELECT {setting.value_sql}", "SET VARIABLE takes a value that changes nothing"
@@ -334,8 +359,13 @@ class Session:
             if info is not None and self._has_column(info.table_id, column):
                 return Result.empty()
         if self._explicit:
-            for part in parts:
-                self._run_statement(part, None)
+            for i, part in enumerate(parts):
+                try:
+                    self._run_statement(part, None)
+                except AsofError as exc:
+                    if i:  # the parts before it changed the table
+                        exc.before_effects = False  # type: ignore[attr-defined]
+                    raise
             return Result.empty()
         self._transaction_control(split("BEGIN")[0])
         try:
@@ -453,9 +483,10 @@ class Session:
                 self._open_snapshot()
             return Result.of(self.cur.sql(st.sql, params=params))
         except BaseException as exc:
-            if self._explicit:
+            err = self._error(exc)
+            if self._explicit and self._fails_transaction(st, err):
                 raise self._fail(exc) from None
-            raise self._error(exc) from None
+            raise err from None
 
     def _error(self, exc: BaseException, *, rolled_back: bool = False) -> AsofError:
         """The asof error for `exc`; for damaged shared files, name the file."""
@@ -588,33 +619,32 @@ class Session:
     def lookup(
         self, name: Name, *, kinds_allowed: Sequence[str] = ("table", "matview")
     ) -> TableInfo:
-        if name.schema is not None and name.schema.lower() != "main":
-            if name.schema.lower() == STORAGE_SCHEMA:
-                raise ProgrammingError(f"the schema {STORAGE_SCHEMA} is internal to asof")
-            raise ProgrammingError(
-                f"unknown schema {name.schema!r}; asof keeps user tables in the main schema"
-            )
-        info = self.find_table(name.name)
+        schema = user_schema(name)
+        info = self.find_table(name.name, schema)
         if info is None or info.kind not in kinds_allowed:
-            raise ProgrammingError(
-                f"table {name.name!r} does not exist in database {self.rt.name!r}; "
-                "list tables with SHOW TABLES"
+            raise syntactic(
+                ProgrammingError(
+                    f"Catalog Error: table {display_name(name.name, schema)!r} does not exist "
+                    f"in database {self.rt.name!r}; list tables with SHOW TABLES"
+                ),
+                before_effects=True,
             )
         return info
 
-    def find_table(self, name: str) -> TableInfo | None:
+    def find_table(self, name: str, schema: str = MAIN_SCHEMA) -> TableInfo | None:
         cache = self.rt.catalog_cache.tables
-        key = name.lower()
+        key = f"{schema.lower()}\x00{name.lower()}"
         if key not in cache:
-            cache[key] = self._find_table(name)
+            cache[key] = self._find_table(name, schema)
         return cache[key]
 
-    def _find_table(self, name: str) -> TableInfo | None:
+    def _find_table(self, name: str, schema: str) -> TableInfo | None:
         row = first_row(
             self.cur,
-            f"SELECT table_id, name, version, kind FROM {TABLES_TABLE} "
-            "WHERE lower(name) = lower(?)",
-            [name],
+            f"SELECT table_id, name, version, kind, coalesce(schema_name, 'main') "
+            f"FROM {TABLES_TABLE} WHERE lower(name) = lower(?) "
+            "AND lower(coalesce(schema_name, 'main')) = lower(?)",
+            [name, schema],
         )
         if row is None:
             return None
@@ -626,18 +656,18 @@ class Session:
         ).fetchall()
         columns = tuple(c[0] for c in cols if c[0] not in HIDDEN_COLUMNS)
         generated = frozenset(c[0] for c in cols if c[1])
-        return TableInfo(row[0], row[1], row[2], row[3], columns, generated)
+        return TableInfo(row[0], row[1], row[2], row[3], columns, generated, row[4])
 
     def emit(self, event: Event) -> None:
         if event.kind != kinds.ROWS:
             self.rt.catalog_cache.clear()
         self._events.append(event)
 
-    def materialize(self, table_id: int) -> None:
+    def materialize(self, table_id: int, *, unrenamed: bool = False) -> None:
         """Copy a table a clone still shares into the clone before writing to it."""
         lazy = self._lazy_tables()
         if table_id in lazy:
-            materialize(self.cur, table_id)
+            materialize(self.cur, table_id, unrenamed=unrenamed)
             lazy.discard(table_id)
             self._barrier = True  # its rows' versions were never kept
 
@@ -654,8 +684,9 @@ class Session:
             cache.has_sequences = bool(
                 first_row(
                     self.cur,
-                    "SELECT count(*) FROM duckdb_sequences() WHERE schema_name = 'main' "
+                    "SELECT count(*) FROM duckdb_sequences() WHERE schema_name <> ? "
                     "AND database_name = current_database()",
+                    [STORAGE_SCHEMA],
                 )[0]
             )
         return sequence_values(self.cur) if cache.has_sequences else {}

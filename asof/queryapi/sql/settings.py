@@ -54,9 +54,13 @@ _REFUSED_WHY = {
     "replay of the log",
     "default_order": "asof's own queries rely on ascending order",
     "preserve_insertion_order": "asof matches the rows a write returns by their order",
-    "default_transaction_invalidation_policy": "asof keeps a failed transaction failed "
-    "until ROLLBACK, as DuckDB does by default",
 }
+
+#: DuckDB's policy for which errors fail an open transaction. DuckDB keeps it per
+#: instance; asof keeps it per session and decides itself (Session._fails_transaction),
+#: so the instance always runs with the lenient value and one session's choice is its own.
+INVALIDATION_POLICY = "default_transaction_invalidation_policy"
+INVALIDATION_POLICIES = ("ALL_ERRORS_INVALIDATE_TRANSACTION", "SYNTACTIC_ERRORS_DO_NOT_INVALIDATE")
 
 
 @attrs.frozen
@@ -68,6 +72,8 @@ class Setting:
     reset: bool
     variable: bool  # SET VARIABLE / RESET VARIABLE
     value_sql: str | None = None  # a variable's value expression, for the guard to check
+    #: For a setting asof keeps itself (not run on DuckDB): the value, upper case.
+    kept: str | None = None
 
 
 def parse(st: Statement) -> Setting:
@@ -91,6 +97,9 @@ def parse(st: Statement) -> Setting:
     if i >= len(toks):
         raise NotSupportedError(f"{verb} needs a setting's name")
     name = unquote(toks[i].text).lower()
+    if name == INVALIDATION_POLICY:
+        value = INVALIDATION_POLICIES[0] if reset else _policy(st, toks, i + 1)
+        return Setting("", name, reset=reset, variable=False, kept=value)
     _allowed(name, verb)
     if reset:
         return Setting(f"RESET SESSION {name}", name, reset=True, variable=False)
@@ -123,6 +132,16 @@ def _variable(st: Statement, toks: list[Token], i: int, reset: bool) -> Setting:
         return Setting(st.sql, name, reset=True, variable=True)
     value = _value(st, toks, i + 1, f"SET VARIABLE {name}")
     return Setting(st.sql, name, reset=False, variable=True, value_sql=value)
+
+
+def _policy(st: Statement, toks: list[Token], j: int) -> str:
+    value = unquote(_value(st, toks, j, f"SET {INVALIDATION_POLICY}").strip("'\"")).upper()
+    if value not in INVALIDATION_POLICIES:
+        raise NotSupportedError(
+            f"Invalid Input Error: {INVALIDATION_POLICY} is one of "
+            f"{', '.join(INVALIDATION_POLICIES)}"
+        )
+    return value
 
 
 def _allowed(name: str, verb: str) -> None:
