@@ -906,3 +906,24 @@ def test_recreated_sequence_with_same_last_value(db):
     db.sql("BEGIN; DROP SEQUENCE s; CREATE SEQUENCE s; SELECT nextval('s'); COMMIT")
     with db.as_of(head_ts(db), rebuild=True) as old:
         assert old.sql(SEQ_STATE).fetchall() == db.sql(SEQ_STATE).fetchall()
+
+
+def test_update_from_with_several_matches_logs_the_image_duckdb_applied(disk_cluster):
+    """DuckDB applies one of a row's matches and RETURNING shows them all: the log must
+    hold the one applied, or every clone and rebuild reads other values."""
+    db = disk_cluster.create_database("d")
+    db.sql("CREATE TABLE t (id INT, v INT)")
+    db.sql("INSERT INTO t SELECT i, -1 FROM range(1, 2000) r(i)")
+    db.sql("CREATE TABLE s (id INT, v INT)")
+    db.sql("INSERT INTO s SELECT i, i * 10 FROM range(1, 2000) r(i)")
+    db.sql("INSERT INTO s SELECT i, i * 100 FROM range(1, 2000) r(i)")
+    assert db.sql("UPDATE t SET v = s.v FROM s WHERE t.id = s.id").fetchall() == [(3998,)]
+    db.sql("BEGIN")
+    db.sql("UPDATE t SET v = s.v + 1 FROM s WHERE t.id = s.id AND t.id < 1000")
+    db.sql("COMMIT")
+    live = db.sql("SELECT sum(v), count(*) FROM t").fetchall()
+    disk_cluster.clone("d", "c")
+    assert disk_cluster.database("c").sql("SELECT sum(v), count(*) FROM t").fetchall() == live
+    with db.as_of(head_ts(db), rebuild=True) as rebuilt:
+        assert rebuilt.sql("SELECT sum(v), count(*) FROM t").fetchall() == live
+    assert disk_cluster.check(deep=True) == []

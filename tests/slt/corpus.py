@@ -73,10 +73,6 @@ INVARIANT_XFAIL: dict[str, str] = {
         "microseconds': the microseconds overflow Arrow's month_day_nano nanoseconds, so "
         "clone/rebuild read -00:00:00.000001"
     ),
-    "update/update_from_multi_match.test": (
-        "UPDATE t2 SET v = s2.v FROM s2 WHERE t2.id = s2.id with several s2 rows per t2 "
-        "row: the log keeps another matching image than the one DuckDB applied"
-    ),
 }
 
 #: The share of statements DuckDB gets right on which asof does the same, as last measured

@@ -45,6 +45,7 @@ from asof.projections.naming import (
     VERSION_FROM,
     display_name,
     first_row,
+    quote_ident,
     storage_table,
 )
 from asof.projections.projection import CONFIRMED_SQL, mark_unconfirmed_sql
@@ -732,6 +733,9 @@ class Session:
         captured = out.select(list(range(width)))
         if plan.user_returning:
             captured = captured.rename_columns([*table.columns, ROW_ID])
+        changed = captured.num_rows  # DuckDB counts every match of an UPDATE ... FROM
+        if plan.verb == "UPDATE" and changed > 1:
+            captured = self._applied_images(table, captured)
         if captured.num_rows:
             row_ids = captured.column(ROW_ID)
             if plan.verb == "INSERT" and plan.conflict:
@@ -753,7 +757,25 @@ class Session:
             user = out.select(list(range(width, out.num_columns)))
             keep = [i for i, n in enumerate(user.column_names) if n != ROW_ID]
             return Result(user.select(keep), types=[types[width + i] for i in keep])
-        return Result.count(captured.num_rows)
+        return Result.count(changed)
+
+    def _applied_images(self, table: TableInfo, captured: pa.Table) -> pa.Table:
+        """An UPDATE ... FROM whose row matches several source rows returns one image per
+        match, and DuckDB applies only one of them: log the image the table now holds."""
+        ids = captured.column(ROW_ID)
+        if pc.count_distinct(ids).as_py() == len(ids):
+            return captured
+        name = f"_asof_ids_{id(captured)}"
+        self.cur.register(name, pa.table({ROW_ID: pc.unique(ids)}))
+        try:
+            cols = ", ".join(quote_ident(c) for c in (*table.columns, ROW_ID))
+            rows = self.cur.sql(
+                f"SELECT {cols} FROM {storage_table(table.table_id)} "
+                f"WHERE {ROW_ID} IN (SELECT {ROW_ID} FROM {name}) ORDER BY {ROW_ID}"
+            ).to_arrow_table()
+        finally:
+            self.cur.unregister(name)
+        return rows.cast(captured.schema)
 
     def _copy_history_first(self, plan: DmlPlan, params: Any) -> bool:
         """Run `plan.history` (the old versions to history, before the statement); False
