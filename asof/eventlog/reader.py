@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from asof.eventlog.errors import CorruptionError
 from asof.eventlog.events import Event, Transaction, TransactionInfo, without_rows
 from asof.eventlog.manifest import Manifest
-from asof.eventlog.rows import log_rows
+from asof.eventlog.rows import concat_images, log_rows
 from asof.eventlog.segment import ROWS, TXNS, SegmentCache, TxnRecord
 from asof.eventlog.wal import decode_payloads
 
@@ -181,7 +181,7 @@ class LogView:
             not parts or not self._has_row_event(table_id, version, after_txn, until)
         ):
             return None  # as the memory backend: None when no row event is in range
-        return pa.concat_tables(parts)
+        return concat_images(parts)
 
     def _has_row_event(
         self, table_id: int, version: int, after_txn: int, until: int | None

@@ -38,7 +38,7 @@ def prefix_log_meta(
 ) -> pa.Table:
     """Concatenate event row tables and prefix `_txn`, `_ts` and `_seq`, one value per
     event repeated over its rows: one pass, however many events."""
-    body = pa.concat_tables(tables, promote_options="default")
+    body = concat_images(tables)
     counts = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
     meta = {
         "_txn": pa.array(np.repeat(np.asarray(txn_ids, dtype=np.int64), counts)),
@@ -48,3 +48,27 @@ def prefix_log_meta(
     for i, (name, arr) in enumerate(meta.items()):
         body = body.add_column(i, name, arr)
     return body
+
+
+def concat_images(tables: list[pa.Table]) -> pa.Table:
+    """Row images of one table version, concatenated. A column the log once took as
+    Arrow's own type and now takes as text (TIME WITH TIME ZONE, whose offset Arrow drops)
+    is made text throughout: the older values had lost their offset already."""
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = {
+            f.name
+            for t in tables
+            for f in t.schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        }
+        unified = []
+        for t in tables:
+            for i, f in enumerate(t.schema):
+                if f.name in text and not pa.types.is_string(f.type):
+                    t = t.set_column(
+                        i, pa.field(f.name, pa.string()), t.column(i).cast(pa.string())
+                    )
+            unified.append(t)
+        return pa.concat_tables(unified, promote_options="default")

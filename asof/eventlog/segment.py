@@ -28,6 +28,7 @@ from asof.eventlog.events import Transaction
 from asof.eventlog.fsutil import file_crc32
 from asof.eventlog.hlc import Timestamp
 from asof.eventlog.layout import FRAGMENT
+from asof.eventlog.rows import concat_images
 
 ROWS = "rows"
 TXNS = "txns"
@@ -183,7 +184,7 @@ def txn_records(table: pa.Table) -> list[TxnRecord]:
 
 def concat_rows(parts: Iterable[pa.Table]) -> pa.Table:
     """One table from row parts of identical schema, fit for the IPC file format."""
-    table = pa.concat_tables(list(parts))
+    table = concat_images(list(parts))
     chunks = max((c.num_chunks for c in table.columns), default=0)
     if chunks > 1 and table.num_rows < chunks * (BATCH_ROWS // 4):
         # Thousands of one-row events would become thousands of tiny compressed batches.

@@ -92,7 +92,24 @@ def table_of(event: Event) -> int:
 
 
 def apply_event(con: duckdb.DuckDBPyConnection, event: Event) -> None:
-    """Apply one event; the caller owns the surrounding DuckDB transaction."""
+    """Apply one event; the caller owns the surrounding DuckDB transaction.
+
+    An event logged while its session looked names up through a search path (`SET
+    schema`) carries that path, and its SQL runs under it again: a view's or a default's
+    unqualified names must resolve to the same objects as when it was written."""
+    path = event.data.get("search_path") if event.data else None
+    if not path:
+        _apply(con, event)
+        return
+    before = con.execute("SELECT current_setting('search_path')").fetchall()[0][0]
+    con.execute(f"SET search_path = {quote_literal(path)}")
+    try:
+        _apply(con, event)
+    finally:
+        con.execute(f"SET search_path = {quote_literal(before)}")
+
+
+def _apply(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     kind = event.kind
     data = event.data
     if kind == kinds.DDL:

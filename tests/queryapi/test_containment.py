@@ -366,7 +366,7 @@ def test_state_hosts_are_per_database(target):
 
 def test_refusals_name_the_statement_as_written(target):
     db = target.a
-    with pytest.raises(NotSupportedError, match="^USE statements"):
+    with pytest.raises(NotSupportedError, match="^USE other is refused"):
         db.sql("USE other")
     for sql, verb in [("RESET threads", "RESET"), ("SET threads = 1", "SET")]:
         with pytest.raises(NotSupportedError, match=f"^{verb} threads is refused"):

@@ -143,3 +143,57 @@ def test_a_projection_from_before_schemas_is_rebuilt(tmp_path):
     assert db.sql("SELECT count(*) FROM s.t").fetchall() == [(2,)]
     assert cluster.check(deep=True) == []
     cluster.close()
+
+
+def test_a_sequence_owned_by_a_table_goes_with_it_and_takes_it_with_cascade(disk_cluster):
+    db = disk_cluster.create_database("d")
+    db.sql("CREATE SEQUENCE s1")
+    db.sql("CREATE TABLE owner (i INT)")
+    db.sql("INSERT INTO owner VALUES (1)")
+    db.sql("ALTER SEQUENCE s1 OWNED BY owner")
+    db.sql("DROP SEQUENCE s1 CASCADE")
+    assert db.tables() == []
+    db.sql("CREATE TABLE owner (j TEXT)")  # the name is free again
+    db.sql("CREATE SEQUENCE s2")
+    db.sql("ALTER SEQUENCE s2 OWNED BY owner")
+    db.sql("DROP TABLE owner")
+    with pytest.raises(ProgrammingError, match="does not exist"):
+        db.sql("SELECT nextval('s2')")
+    disk_cluster.clone("d", "c")
+    assert disk_cluster.database("c").tables() == []
+    assert disk_cluster.check(deep=True) == []
+
+
+def test_a_search_path_resolves_names_as_duckdb_does_and_replays_the_same(disk_cluster):
+    db = disk_cluster.create_database("d")
+    db.sql("CREATE SCHEMA app")
+    db.sql("CREATE TABLE shared (i INT)")  # in main, still found through the path
+    db.sql("SET schema = 'app'")
+    db.sql("CREATE SEQUENCE ids")
+    db.sql("CREATE TABLE items (id BIGINT DEFAULT nextval('ids'), name TEXT)")
+    db.sql("INSERT INTO items (name) VALUES ('a'), ('b')")
+    db.sql("INSERT INTO shared VALUES (1)")
+    db.sql("CREATE VIEW named AS SELECT name FROM items")
+    assert db.tables() == ["app.items", "shared"]
+    other = disk_cluster.database("d")  # another session: names mean main there
+    with pytest.raises(ProgrammingError, match="does not exist"):
+        other.sql("SELECT * FROM items")
+    other.sql("INSERT INTO app.items (name) VALUES ('c')")  # the default still finds app.ids
+    assert other.sql("SELECT id FROM app.items ORDER BY id").fetchall() == [(1,), (2,), (3,)]
+    db.sql("USE main")
+    with pytest.raises(ProgrammingError, match="does not exist"):
+        db.sql("SELECT * FROM items")
+    db.sql("USE d.app")
+    assert db.sql("SELECT count(*) FROM named").fetchall() == [(3,)]
+    for refused in ("SET search_path = '_asof'", "USE elsewhere", "SET schema = 'memory.main'"):
+        with pytest.raises(NotSupportedError):
+            db.sql(refused)
+    with pytest.raises(ProgrammingError, match="No catalog"):
+        db.sql("SET search_path = 'missing'")
+    disk_cluster.checkpoint("d")
+    disk_cluster.clone("d", "c")
+    clone = disk_cluster.database("c")
+    assert clone.sql("SELECT * FROM app.named ORDER BY name").fetchall() == [("a",), ("b",), ("c",)]
+    clone.sql("INSERT INTO app.items (name) VALUES ('d')")
+    assert clone.sql("SELECT max(id) FROM app.items").fetchall() == [(4,)]
+    assert disk_cluster.check(deep=True) == []

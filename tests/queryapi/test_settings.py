@@ -180,3 +180,16 @@ def test_the_invalidation_policy_is_the_sessions_own(cluster, db):
     db.sql("ROLLBACK")
     assert keys(db) == [1, 3, 4, 5, None]
     assert cluster.check(deep=True) == []
+
+
+def test_current_setting_reads_only_the_sessions_own_settings(db):
+    db.sql("SET default_null_order = 'nulls_first'")
+    assert db.sql("SELECT current_setting('default_null_order')").fetchall() == [("NULLS_FIRST",)]
+    assert db.sql("SELECT current_setting('schema')").fetchall() == [("main",)]
+    for sql in (
+        "SELECT current_setting('allowed_directories')",
+        "SELECT current_setting(lower('SCHEMA'))",
+        "SELECT current_setting('default_transaction_invalidation_policy')",
+    ):
+        with pytest.raises(NotSupportedError):
+            db.sql(sql)

@@ -823,11 +823,6 @@ def test_data_types_round_trip_through_the_log(twin):
     assert_rebuild_matches(twin.db)
 
 
-@pytest.mark.xfail(
-    reason="BIT values are logged as DuckDB's internal bytes (padding byte first) and "
-    "re-inserted as a BLOB, which casts to a different bit string on replay",
-    strict=True,
-)
 def test_bit_values_round_trip(db):
     db.sql("CREATE TABLE b (x BIT)")
     db.sql("INSERT INTO b VALUES ('1011'::BIT), ('0'::BIT)")

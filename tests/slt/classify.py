@@ -13,6 +13,13 @@ from typing import Any
 
 FOLLOW_ON = "follow-on of an earlier difference in the file"
 
+#: Statements asof does differently because it serialises writers (a second connection's
+#: write waits for the first one's COMMIT, and a single-threaded script cannot commit it):
+#: the write-write concurrency the match rate is quoted without.
+SERIALISED_WRITERS = (
+    "serialised writers: another connection's open write transaction holds the lock"
+)
+
 CATALOG_SQL = re.compile(
     r"\b(duckdb_\w+|information_schema\.|pg_catalog\.|sqlite_master|pragma_\w+\s*\(|"
     r"show\s+(all\s+)?tables|describe\b|\bshow\b|table_info|database_size|current_schema)",
@@ -31,10 +38,7 @@ ASOF_ERROR_RULES: tuple[tuple[str, str], ...] = (
     ("prepared statements (PREPARE/EXECUTE)", r"PREPARE|EXECUTE|DEALLOCATE"),
     ("COMMENT ON", r"COMMENT ON"),
     ("rowid", r"rowid"),
-    (
-        "serialised writers: another connection's open write transaction holds the lock",
-        r"locked by another write transaction",
-    ),
+    (SERIALISED_WRITERS, r"locked by another write transaction"),
     ("reserved column names", r"_rid|_asof_from|_asof_to|reserved"),
     (
         "view and EXPLAIN forms refused (CREATE SECURE VIEW, CREATE RECURSIVE VIEW, "

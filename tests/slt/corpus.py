@@ -62,18 +62,7 @@ SAMPLE = (
 #: Sample files whose final state read another way (reopened, cloned, AS OF the last
 #: commit, rebuilt from the log, deep check) differs from the live state today, with the
 #: cause. The quick run expects them to fail (strict: one that passes must leave the list).
-INVARIANT_XFAIL: dict[str, str] = {
-    "types/enum/test_enum_to_numbers.test": (
-        "CREATE TABLE t1 AS SELECT ..., time_tz, ... FROM test_all_types(): TIME WITH TIME "
-        "ZONE loses its offset in the log (Arrow time64), so clone/rebuild read "
-        "'00:00:00+00' where live has '00:00:00+15:59:59'"
-    ),
-    "types/interval/test_interval_comparison.test": (
-        "INSERT of INTERVAL '2147483647 months 2147483647 days 9223372036854775807 "
-        "microseconds': the microseconds overflow Arrow's month_day_nano nanoseconds, so "
-        "clone/rebuild read -00:00:00.000001"
-    ),
-}
+INVARIANT_XFAIL: dict[str, str] = {}
 
 #: The share of statements DuckDB gets right on which asof does the same, as last measured
 #: (docs/sql-compatibility.md), less a margin: the slow run fails if asof falls below it.

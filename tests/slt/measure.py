@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .classify import FOLLOW_ON, classify
+from .classify import FOLLOW_ON, SERIALISED_WRITERS, classify
 from .corpus import corpus_dir, corpus_files, relative
 
 DEFAULT_OUT = Path("slt-results")
@@ -224,6 +224,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         final_causes.setdefault(why, []).append(r["file"])
     ordered = sorted(causes.items(), key=lambda kv: -(kv[1]["statements"] + kv[1]["follow_on"]))
     duck_right = sum(r["duckdb_right"] for r in ran)
+    writers = causes.get(SERIALISED_WRITERS, {})
+    serialised = writers.get("statements", 0) + writers.get("follow_on", 0)
     same = sum(r["asof_same"] for r in ran)
     compared_final = [r for r in ran if r["final_same"] is not None]
     divergent = {r["file"]: r["invariant_failures"] for r in ran if r.get("invariant_failures")}
@@ -239,6 +241,10 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "statements_duckdb_right": duck_right,
         "statements_asof_same": same,
         "match_rate": round(same / duck_right, 4) if duck_right else None,
+        "statements_serialised_writers": serialised,
+        "match_rate_without_serialised_writers": (
+            round(same / (duck_right - serialised), 4) if duck_right > serialised else None
+        ),
         "agreeing_errors": sum(r["agreeing_errors"] for r in ran),
         "agreeing_errors_same_message": sum(r["same_error_message"] for r in ran),
         "asof_errors_not_asof_error": sum(r["foreign_errors"] for r in ran),
@@ -304,7 +310,9 @@ def print_summary(s: dict[str, Any]) -> None:
     print(
         f"statements: {s['statements_executed']} executed, {s['statements_duckdb_right']} "
         f"DuckDB gets right, asof the same on {s['statements_asof_same']} "
-        f"({100 * (s['match_rate'] or 0):.1f}%)"
+        f"({100 * (s['match_rate'] or 0):.1f}%; "
+        f"{100 * (s['match_rate_without_serialised_writers'] or 0):.1f}% without the "
+        f"{s['statements_serialised_writers']} that serialised writers account for)"
     )
     print(
         f"final state same as DuckDB's: {s['files_final_state_same']} of "

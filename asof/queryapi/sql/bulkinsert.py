@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from asof.projections.naming import ROW_ID, ROW_ID_SEQUENCE, quote_ident, storage_table
 from asof.queryapi.sql.dml import DmlPlan
+from asof.queryapi.sql.logtypes import guarded
 
 #: Column types whose values go to Arrow and back into DuckDB unchanged (DECIMAL(p,s) too).
 EXACT_TYPES = frozenset(
@@ -49,7 +50,7 @@ EXACT_TYPES = frozenset(
         "TIMESTAMP_MS",
         "TIMESTAMP_NS",
         "TIMESTAMP WITH TIME ZONE",
-        "INTERVAL",
+        "INTERVAL",  # its values are checked on the way (logtypes.guarded)
         "UUID",
     }
 )
@@ -88,6 +89,8 @@ def select_rows(
                 return None
     except (duckdb.Error, KeyError):
         return None
+    if "INTERVAL" in want:
+        sql = _guarded_sql(sql, want, plan.targets)
     rows = cur.sql(sql, params=params).to_arrow_table()
     rows = rows.rename_columns(list(plan.targets)).select(list(table.columns))
     ids = np.arange(mark + 1, mark + 1 + rows.num_rows, dtype=np.int64)
@@ -106,6 +109,16 @@ def _cast_sql(plan: DmlPlan, want: list[str]) -> str:
         for c, t, name in zip(inner, want, plan.targets, strict=True)
     )
     return f"SELECT {cols} FROM ({plan.source}) AS __asof_q({', '.join(inner)})"
+
+
+def _guarded_sql(sql: str, want: list[str], targets: tuple[str, ...]) -> str:
+    """The query with each INTERVAL output checked against what the log can hold."""
+    inner = [f"__asof_g{i}" for i in range(len(want))]
+    cols = ", ".join(
+        f"{guarded(c) if t == 'INTERVAL' else c} AS {quote_ident(name)}"
+        for c, t, name in zip(inner, want, targets, strict=True)
+    )
+    return f"SELECT {cols} FROM ({sql}) AS __asof_g({', '.join(inner)})"
 
 
 def insert_rows(cur: duckdb.DuckDBPyConnection, table_id: int, rows: pa.Table) -> None:

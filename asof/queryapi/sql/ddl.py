@@ -27,17 +27,20 @@ from asof.projections.naming import (
     STORAGE_SCHEMA,
     STORED_COLUMNS,
     TABLES_TABLE,
+    VERSION_FROM,
     display_name,
     first_row,
     quote_ident,
     storage_table,
 )
+from asof.projections.views import CHECKED, TEXT_LOGGED, capture_list, logged_types
 from asof.queryapi.errors import NotSupportedError, ProgrammingError, syntactic
 from asof.queryapi.result import Result
 from asof.queryapi.sql.definitions import body_after_as, refuse_internal_references
 from asof.queryapi.sql.dml import TableInfo, refuse_reserved_names
 from asof.queryapi.sql.guard import Guard, with_parameters
-from asof.queryapi.sql.schemas import check_schema_name, require_schema, user_schema
+from asof.queryapi.sql.logtypes import check_intervals
+from asof.queryapi.sql.schemas import check_schema_name, require_schema
 from asof.queryapi.sql.statements import (
     Name,
     Statement,
@@ -61,6 +64,11 @@ class Session(Protocol):
     ) -> TableInfo: ...
 
     def find_table(self, name: str, schema: str = MAIN_SCHEMA) -> TableInfo | None: ...
+
+    def schema_for(self, name: Name, *, creating: bool = False) -> str: ...
+
+    @property
+    def search_path(self) -> tuple[str, ...]: ...
 
     def materialize(self, table_id: int, *, unrenamed: bool = False) -> None: ...
 
@@ -103,9 +111,9 @@ def _object_in(s: Session, name: str, schema: str = MAIN_SCHEMA) -> str | None:
 RESERVED_NAMES = frozenset({*RESERVED_COLUMNS, "excluded"})
 
 
-def _check_new_name(name: Name) -> str:
+def _check_new_name(s: Session, name: Name) -> str:
     """A name a statement gives a new object (or a renamed one); its schema."""
-    schema = user_schema(name)
+    schema = s.schema_for(name, creating=True)
     low = name.name.lower()
     if low in RESERVED_NAMES or low.startswith(STORAGE_SCHEMA):
         raise ProgrammingError(
@@ -121,7 +129,7 @@ def _refuse_shadowing(s: Session) -> None:
     row = first_row(
         s.cur,
         "SELECT min(function_name) FROM system.main.duckdb_functions() "
-        "WHERE database_name = system.main.current_database() AND schema_name = 'main' "
+        "WHERE database_name = system.main.current_database() AND schema_name <> '_asof' "
         "AND lower(function_name) IN (SELECT lower(function_name) FROM "
         "system.main.duckdb_functions() WHERE database_name = 'system')",
     )
@@ -193,7 +201,7 @@ def create(s: Session, st: Statement, params: Any) -> Result:
     j = skip_words(toks, i + 1, "IF", "NOT", "EXISTS")
     name, k = read_name(toks, j)
     sql = st.sql
-    schema = _check_new_name(name)
+    schema = _check_new_name(s, name)
     if obj == "index":
         on = find_kw(toks, {"ON"}, k)
         if on is None:
@@ -230,7 +238,7 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
     j = skip_words(toks, i, "IF", "NOT", "EXISTS")
     if_not_exists = j > i
     name, k = read_name(toks, j)
-    schema = _check_new_name(name)
+    schema = _check_new_name(s, name)
     require_schema(s.cur, schema)
     held = _object_in(s, name.name, schema)
     if held == "table":
@@ -254,6 +262,7 @@ def _create_table(s: Session, st: Statement, i: int, or_replace: bool, params: A
         _check_query(s, st.sql[toks[select + 1].start :], params)
     s.cur.execute(sql, params)
     _refuse_row_id_column(s, table_id)
+    _qualify_defaults(s, table_id)
     s.check_expressions([table_id])
     _add_hidden_columns(s, table_id)
     event = kinds.create_table(table_id, name.name, _storage_ddl(s, table_id), schema=schema)
@@ -323,8 +332,8 @@ def _drop_schema(s: Session, st: Statement) -> Result:
 
 def _run_drop(s: Session, sql: str, event: Event, cascade: bool) -> None:
     """Run a DROP and log it. With CASCADE, DuckDB also drops the tables whose defaults
-    call a sequence it drops: each such table is logged as dropped before the statement,
-    so a replay drops the same tables. (A column of an ENUM type keeps its values, not the
+    call a sequence it drops, and the views that own one: each such table is logged as
+    dropped after the statement, so a replay drops the same tables. (A column of an ENUM type keeps its values, not the
     type's name, so a dropped type takes no table with it.)
 
     A table a clone still reads from a shared checkpoint is a view here, which DuckDB's
@@ -334,14 +343,18 @@ def _run_drop(s: Session, sql: str, event: Event, cascade: bool) -> None:
     shared = _shared_sequences(s) if cascade else {}
     before = _sequences(s) if shared else set()
     s.cur.execute(sql)
+    s.emit(event)  # first: on replay it drops what it drops, then the tables go as here
     if not cascade:
-        s.emit(event)
         return
+    # A table DuckDB dropped (its default called the sequence), or whose view it dropped
+    # (the view owned the sequence: ALTER SEQUENCE ... OWNED BY).
     gone = s.cur.execute(
-        f"SELECT table_id FROM {TABLES_TABLE} WHERE table_id NOT IN "
+        f"SELECT table_id FROM {TABLES_TABLE} AS t WHERE (table_id NOT IN "
         f"(SELECT table_id FROM {LAZY_TABLE}) AND 't' || table_id NOT IN "
         "(SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = ?) ORDER BY table_id",
+        "AND schema_name = ?)) OR NOT EXISTS (SELECT 1 FROM duckdb_views() AS v WHERE "
+        "v.database_name = current_database() AND v.schema_name = coalesce(t.schema_name, "
+        "'main') AND v.view_name = t.name) ORDER BY table_id",
         [STORAGE_SCHEMA],
     ).fetchall()
     dropped = {r[0] for r in gone}
@@ -356,7 +369,46 @@ def _run_drop(s: Session, sql: str, event: Event, cascade: bool) -> None:
             drop = kinds.drop_table(table_id, row[0], row[1])
             apply_event(s.cur, drop)
             s.emit(drop)
-    s.emit(event)
+
+
+def _qualify_defaults(s: Session, table_id: int) -> None:
+    """Under a search path, `DEFAULT nextval('seq')` names a sequence the path finds; the
+    storage table lives in `_asof`, where DuckDB would look the name up again at every
+    insert of another session and in every copy of the table. So such a default is
+    rewritten with the sequence's schema, as DuckDB bound it."""
+    if not s.search_path:
+        return
+    rows = s.cur.execute(
+        "SELECT column_name, column_default FROM duckdb_columns() WHERE database_name = "
+        "current_database() AND schema_name = ? AND table_name = ? "
+        "AND column_default IS NOT NULL",
+        [STORAGE_SCHEMA, f"t{table_id}"],
+    ).fetchall()
+    for column, default in rows:
+        qualified = _NEXTVAL_CALL.sub(lambda m: _qualified_call(s, m), default)
+        if qualified != default:
+            s.cur.execute(
+                f"ALTER TABLE {storage_table(table_id)} ALTER COLUMN {quote_ident(column)} "
+                f"SET DEFAULT {qualified}"
+            )
+
+
+_NEXTVAL_CALL = re.compile(r"\b(nextval|currval)\s*\(\s*'((?:[^'.]|'')*)'\s*\)", re.IGNORECASE)
+
+
+def _qualified_call(s: Session, m: re.Match[str]) -> str:
+    name = m.group(2).replace("''", "'")
+    for schema in (*s.search_path, MAIN_SCHEMA):
+        found = first_row(
+            s.cur,
+            "SELECT 1 FROM duckdb_sequences() WHERE database_name = current_database() "
+            "AND schema_name = ? AND sequence_name = ?",
+            [schema, name],
+        )
+        if found is not None:
+            target = f"{schema}.{name}".replace("'", "''")
+            return f"{m.group(1)}('{target}')"
+    return m.group(0)
 
 
 _NEXTVAL = re.compile(r"nextval\s*\(\s*'((?:[^']|'')*)'", re.IGNORECASE)
@@ -408,7 +460,7 @@ def drop(s: Session, st: Statement) -> Result:
         break
     if word == "TABLE":
         for n, name in enumerate(names):
-            schema = user_schema(name)
+            schema = s.schema_for(name)
             table = s.find_table(name.name, schema)
             if table is None or table.kind != "table":
                 if table is not None:
@@ -434,7 +486,7 @@ def drop(s: Session, st: Statement) -> Result:
     sql = st.sql
     table_id = None
     for name in reversed(names):
-        schema = user_schema(name)
+        schema = s.schema_for(name)
         if obj == "view" and s.find_table(name.name, schema) is not None:
             raise ProgrammingError(f"{name.name!r} is a table; use DROP TABLE")
         if obj == "index":
@@ -476,19 +528,19 @@ def alter(s: Session, st: Statement) -> Result:
         if word not in _OBJECT_WORDS:
             raise NotSupportedError(f"ALTER {word} is not supported by asof")
         name, k = read_name(toks, skip_words(toks, 2, "IF", "EXISTS"))
-        schema = user_schema(name)
+        schema = s.schema_for(name)
         if word == "VIEW" and s.find_table(name.name, schema) is not None:
             raise ProgrammingError(f"{name.name!r} is a table; use ALTER TABLE")
         rename = find_kw(toks, {"RENAME"}, k)
         if rename is not None and skip_words(toks, rename + 1, "TO") > rename + 1:
-            _check_new_name(read_name(toks, rename + 2)[0])
+            _check_new_name(s, read_name(toks, rename + 2)[0])
         s.cur.execute(st.sql)
         s.emit(kinds.ddl(_OBJECT_WORDS[word], "", "alter", st.sql))
         return Result.empty()
     i = skip_words(toks, 2, "IF", "EXISTS")
     if_exists = i > 2
     name, k = read_name(toks, i)
-    schema = user_schema(name)
+    schema = s.schema_for(name)
     table = s.find_table(name.name, schema)
     if table is None or table.kind != "table":
         if table is None and if_exists:
@@ -507,7 +559,7 @@ def alter(s: Session, st: Statement) -> Result:
         new, _ = read_name(toks, k + 2)
         if new.schema is not None and new.schema.lower() != table.schema.lower():
             raise ProgrammingError("a rename keeps a table in its schema; name it without one")
-        _check_new_name(new)
+        _check_new_name(s, new)
         held = _object_in(s, new.name, table.schema)
         if held is not None and new.name.lower() != table.name.lower():
             raise ProgrammingError(f"{new.name!r} already exists; choose another name")
@@ -520,6 +572,7 @@ def alter(s: Session, st: Statement) -> Result:
     sql = _replace(st.sql, name.start, name.end, storage_table(table.table_id))
     s.materialize(table.table_id)
     s.cur.execute(f"{sql};\n{versions.new_history_sql(table.table_id)}")
+    _qualify_defaults(s, table.table_id)
     s.check_expressions([table.table_id])
     version = table.version + 1
     set_table_version(s.cur, table.table_id, version)
@@ -561,7 +614,7 @@ def matview(s: Session, st: Statement) -> Result:
         or_replace = i > 1
         j = skip_words(toks, i + 2, "IF", "NOT", "EXISTS")
         name, k = read_name(toks, j)
-        schema = _check_new_name(name)
+        schema = _check_new_name(s, name)
         require_schema(s.cur, schema)
         if k >= len(toks) or toks[k].upper != "AS":
             raise ProgrammingError("CREATE MATERIALIZED VIEW needs AS <query>")
@@ -611,7 +664,7 @@ def matview(s: Session, st: Statement) -> Result:
     # DROP MATERIALIZED VIEW
     i = skip_words(toks, 3, "IF", "EXISTS")
     name, _ = read_name(toks, i)
-    info = s.find_table(name.name, user_schema(name))
+    info = s.find_table(name.name, s.schema_for(name))
     if info is None or info.kind != "matview":
         if i > 3:
             return Result.empty()
@@ -630,8 +683,26 @@ def _capture_all(
 ) -> None:
     """Log the rows a statement just wrote (all of them, or those with row ids past `after`)."""
     where = "" if after is None else f" WHERE {ROW_ID} > {after}"
+    special = logged_types(s.cur, table_id)
+    checked = [c for c, t in special.items() if t == CHECKED]
+    check_intervals(
+        s.cur, table_id, checked, f"SELECT {ROW_ID} FROM {storage_table(table_id)}{where}"
+    )
+    text = [c for c, t in special.items() if t in TEXT_LOGGED]
+    select = STORED_COLUMNS
+    if text:
+        columns = [
+            r[0]
+            for r in s.cur.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = "
+                "current_database() AND schema_name = ? AND table_name = ? "
+                "AND column_name NOT IN (?, ?) ORDER BY column_index",
+                [STORAGE_SCHEMA, f"t{table_id}", ROW_ID, VERSION_FROM],
+            ).fetchall()
+        ]
+        select = capture_list(columns, text)
     rows: pa.Table = s.cur.sql(
-        f"SELECT {STORED_COLUMNS} FROM {storage_table(table_id)}{where}"
+        f"SELECT {select} FROM {storage_table(table_id)}{where}"
     ).to_arrow_table()
     if rows.num_rows:
         s.emit(kinds.rows_event(table_id, version, kinds.event_rows(rows, op)))

@@ -22,6 +22,7 @@ from asof.projections.naming import (
     storage_table,
 )
 from asof.projections.versions import TXN_VARIABLE
+from asof.projections.views import capture_list, captured_column
 from asof.queryapi.errors import ProgrammingError
 from asof.queryapi.sql.statements import (
     Name,
@@ -47,6 +48,10 @@ class TableInfo:
     columns: tuple[str, ...]  # the user's columns in storage order, the row id excluded
     generated: frozenset[str] = frozenset()  # computed columns: never inserted into
     schema: str = "main"
+    #: Columns the log takes as text (projections/views.py, TEXT_LOGGED) and INTERVAL
+    #: columns, whose values are checked against what Arrow can carry.
+    text_logged: frozenset[str] = frozenset()
+    intervals: frozenset[str] = frozenset()
 
     @property
     def display(self) -> str:
@@ -168,7 +173,7 @@ def plan_dml(stmt: Statement, lookup: Lookup, *, autocommit: bool = True) -> Dml
         # CONFLICT), so its columns go unqualified; UPDATE/DELETE may join other tables.
         prefix = "" if verb == "INSERT" else f"{qualifier}."
         captured = ", ".join(
-            f"{prefix}{quote_ident(c)} AS {quote_ident(f'__asof_{k}')}"
+            f"{captured_column(c, c in table.text_logged, prefix)} AS {quote_ident(f'__asof_{k}')}"
             for k, c in enumerate([*table.columns, ROW_ID])
         )
         edits.append((toks[ret].start, toks[ret].end, f"RETURNING {captured}, "))
@@ -177,7 +182,12 @@ def plan_dml(stmt: Statement, lookup: Lookup, *, autocommit: bool = True) -> Dml
     elif verb == "INSERT" and not conflict and not _inserts_values(toks, j):
         capture, user_returning = "readback", False
     else:
-        edits.append((len(stmt.sql), len(stmt.sql), f" RETURNING * EXCLUDE ({VERSION_FROM})"))
+        returning = (
+            capture_list(table.columns, table.text_logged)
+            if table.text_logged
+            else f"* EXCLUDE ({VERSION_FROM})"
+        )
+        edits.append((len(stmt.sql), len(stmt.sql), f" RETURNING {returning}"))
         capture, user_returning = "returning", False
     query, targets = source if source is not None and capture == "readback" else (None, ())
     return DmlPlan(

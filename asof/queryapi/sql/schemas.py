@@ -6,7 +6,10 @@ in a schema keeps its storage table in asof's internal schema like every other t
 schema is recorded with it (`_asof.tables.schema_name`, and `schema` in its table events
 when it is not `main`), and its view, the name users query, is created in that schema.
 
-Names without a schema mean `main`. The schemas no user object may enter are asof's own
+Names without a schema mean `main`, unless the session set a search path (`SET schema`,
+`SET search_path`, `USE`): then they are looked up as DuckDB does, through the path and
+then `main`, and events the session logs carry the path, so a replay resolves the same
+names. The schemas no user object may enter are asof's own
 (`_asof`, and any name starting with it) and DuckDB's catalog schemas.
 """
 
@@ -46,6 +49,22 @@ def check_schema_name(schema: str) -> None:
         )
     if low in SYSTEM_SCHEMAS or low == "temp":
         raise ProgrammingError(f"the schema {schema!r} belongs to DuckDB; use a schema of your own")
+
+
+def check_path_schema(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """A schema `SET schema` or `search_path` may name: `main` or one of the user's."""
+    if "." in schema:
+        raise NotSupportedError(
+            f"SET search_path names only this database's schemas; drop the qualifier of {schema!r}"
+        )
+    try:
+        check_schema_name(schema)
+    except ProgrammingError as exc:
+        raise NotSupportedError(str(exc)) from None
+    if schema.lower() != MAIN_SCHEMA and not schema_exists(cur, schema):
+        raise ProgrammingError(
+            f'Catalog Error: SET search_path: No catalog + schema named "{schema}" found.'
+        )
 
 
 def schema_exists(cur: duckdb.DuckDBPyConnection, schema: str) -> bool:

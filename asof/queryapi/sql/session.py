@@ -45,10 +45,10 @@ from asof.projections.naming import (
     VERSION_FROM,
     display_name,
     first_row,
-    quote_ident,
     storage_table,
 )
 from asof.projections.projection import CONFIRMED_SQL, mark_unconfirmed_sql
+from asof.projections.views import CHECKED, TEXT_LOGGED, capture_list
 from asof.queryapi.errors import (
     AsofError,
     CorruptionError,
@@ -64,6 +64,7 @@ from asof.queryapi.sql import (
     ddl,
     expand,
     fastinsert,
+    logtypes,
     prepared,
     settings,
     temporary,
@@ -74,8 +75,15 @@ from asof.queryapi.sql.coalesce import coalesce
 from asof.queryapi.sql.determinism import reads_variables, unrepeatable_calls
 from asof.queryapi.sql.dml import DmlPlan, TableInfo, plan_dml
 from asof.queryapi.sql.guard import Guard, Reach, bound_plan
-from asof.queryapi.sql.schemas import user_schema
-from asof.queryapi.sql.statements import Name, Statement, explain_target, find_kw, split
+from asof.queryapi.sql.schemas import check_path_schema, schema_exists, user_schema
+from asof.queryapi.sql.statements import (
+    Name,
+    Statement,
+    explain_target,
+    find_kw,
+    read_name,
+    split,
+)
 from asof.queryapi.translate import translate
 
 if TYPE_CHECKING:
@@ -110,6 +118,7 @@ class Session:
         self._holding = False
         self._failed: str | None = None  # why the open transaction failed
         self._lenient = False  # SYNTACTIC_ERRORS_DO_NOT_INVALIDATE (settings.py)
+        self._path: tuple[str, ...] = ()  # the search path, when not just main
         self._read_only_txn = False  # BEGIN ... READ ONLY
         self._snapshot_txn = 0  # the last transaction the explicit transaction's snapshot holds
         self._has_read = False  # the explicit transaction read its snapshot before writing
@@ -275,6 +284,8 @@ class Session:
             return self._prepared_statement(st)
         if is_checkpoint(st):
             return checkpoint(self.rt, st, has_changes=self._holding)
+        if st.type == "SET" and st.verb == "USE" and not self.rt.allow_external_access:
+            return self._use(st)
         if st.type == "SET" and st.verb in ("SET", "RESET", "PRAGMA"):
             if not (self.rt is not None and self.rt.allow_external_access):
                 return self._setting(st)  # an open cluster trusts its users' SETs
@@ -322,6 +333,9 @@ class Session:
         if setting.kept is not None:  # the invalidation policy, kept by the session
             self._lenient = setting.kept != settings.INVALIDATION_POLICIES[0]
             return Result.empty()
+        if setting.path:
+            for schema in setting.path:
+                check_path_schema(self.cur, schema)
         if setting.value_sql is not None:  # a variable's value is a query's result
             self._check_quiet(
                 f"SELECT {setting.value_sql}", "SET VARIABLE takes a value that changes nothing"
@@ -337,7 +351,51 @@ class Session:
             self._settings.pop(key, None)
         else:
             self._settings[key] = setting.sql
+        if setting.path is not None:  # a path of `main` alone is the default
+            only_main = all(p.lower() == MAIN_SCHEMA for p in setting.path)
+            self._path = () if only_main else setting.path
         return Result.empty()
+
+    def _use(self, st: Statement) -> Result:
+        """`USE schema` (or `USE db.schema`, `USE db` for this database): where names
+        without a schema go, as `SET schema` does; other databases are refused."""
+        name, _ = read_name(st.tokens, 1)
+        parts = list(name.parts)
+        if parts[0].lower() == self.rt.name.lower() and len(parts) <= 2:
+            parts = parts[1:] or [MAIN_SCHEMA]
+        if len(parts) != 1:
+            raise NotSupportedError(
+                f"USE {name.parts[0]} is refused: a session uses only its own database "
+                f"({self.rt.name!r}) and its schemas, unless the cluster is opened with "
+                "allow_external_access=True"
+            )
+        schema = parts[0]
+        if schema.lower() != MAIN_SCHEMA and not schema_exists(self.cur, schema):
+            raise NotSupportedError(
+                f"USE {schema} is refused: it is neither a schema of this database nor the "
+                "database itself; other databases are reachable only when the cluster is "
+                "opened with allow_external_access=True"
+            )
+        return self._setting(split(f"SET schema = '{schema.replace(chr(39), chr(39) * 2)}'")[0])
+
+    @property
+    def search_path(self) -> tuple[str, ...]:
+        """The schemas names without one are looked up in (empty: just `main`)."""
+        return self._path
+
+    def schema_for(self, name: Name, *, creating: bool = False) -> str:
+        """The schema a name written in a statement means. Without one: where the session's
+        search path (`SET schema`, `USE`) sends it, `main` by default. A new object goes to
+        the path's first schema; an existing table is found in the path's schemas, then in
+        `main`, as DuckDB looks it up."""
+        if name.schema is not None or not self._path:
+            return user_schema(name)
+        if creating:
+            return self._path[0]
+        for schema in (*self._path, MAIN_SCHEMA):
+            if self.find_table(name.name, schema) is not None:
+                return schema
+        return self._path[0]
 
     def _check_quiet(self, query: str, what: str) -> None:
         """`query` computes a value a statement takes (a variable's, EXECUTE's arguments),
@@ -620,7 +678,7 @@ class Session:
     def lookup(
         self, name: Name, *, kinds_allowed: Sequence[str] = ("table", "matview")
     ) -> TableInfo:
-        schema = user_schema(name)
+        schema = self.schema_for(name)
         info = self.find_table(name.name, schema)
         if info is None or info.kind not in kinds_allowed:
             raise syntactic(
@@ -650,18 +708,29 @@ class Session:
         if row is None:
             return None
         cols = self.cur.execute(
-            "SELECT column_name, is_generated FROM duckdb_columns() "
+            "SELECT column_name, is_generated, data_type FROM duckdb_columns() "
             "WHERE database_name = current_database() "
             "AND schema_name = ? AND table_name = ? ORDER BY column_index",
             [STORAGE_SCHEMA, f"t{row[0]}"],
         ).fetchall()
         columns = tuple(c[0] for c in cols if c[0] not in HIDDEN_COLUMNS)
         generated = frozenset(c[0] for c in cols if c[1])
-        return TableInfo(row[0], row[1], row[2], row[3], columns, generated, row[4])
+        text = frozenset(c[0] for c in cols if c[2] in TEXT_LOGGED)
+        checked = frozenset(c[0] for c in cols if c[2] == CHECKED)
+        return TableInfo(row[0], row[1], row[2], row[3], columns, generated, row[4], text, checked)
 
     def emit(self, event: Event) -> None:
         if event.kind != kinds.ROWS:
             self.rt.catalog_cache.clear()
+            if self._path and event.kind != kinds.SEQUENCE_VALUE:  # replay resolves as here
+                path = ",".join('"' + p.replace('"', '""') + '"' for p in self._path)
+                event = Event(
+                    event.kind,
+                    event.table_id,
+                    event.version,
+                    {**event.data, "search_path": path},
+                    event.rows,
+                )
         self._events.append(event)
 
     def materialize(self, table_id: int, *, unrenamed: bool = False) -> None:
@@ -715,9 +784,19 @@ class Session:
             n = int(counted[0]) if counted else 0
             if n == 0:
                 return Result.count(0)
+            logtypes.check_intervals(
+                self.cur,
+                table.table_id,
+                table.intervals,
+                f"SELECT {ROW_ID} FROM {storage_table(table.table_id)} WHERE {ROW_ID} > {before}",
+            )
+            select = (
+                capture_list(table.columns, table.text_logged)
+                if table.text_logged
+                else STORED_COLUMNS
+            )
             rows = self.cur.sql(
-                f"SELECT {STORED_COLUMNS} FROM {storage_table(table.table_id)} "
-                f"WHERE {ROW_ID} > {before}"
+                f"SELECT {select} FROM {storage_table(table.table_id)} WHERE {ROW_ID} > {before}"
             ).to_arrow_table()
             event = kinds.rows_event(table.table_id, table.version, kinds.event_rows(rows, None))
             self.emit(self.recorder.prepare(event))
@@ -736,6 +815,8 @@ class Session:
         changed = captured.num_rows  # DuckDB counts every match of an UPDATE ... FROM
         if plan.verb == "UPDATE" and changed > 1:
             captured = self._applied_images(table, captured)
+        if table.intervals and changed and plan.verb != "DELETE":
+            self._check_intervals(table, captured.column(ROW_ID))
         if captured.num_rows:
             row_ids = captured.column(ROW_ID)
             if plan.verb == "INSERT" and plan.conflict:
@@ -768,7 +849,7 @@ class Session:
         name = f"_asof_ids_{id(captured)}"
         self.cur.register(name, pa.table({ROW_ID: pc.unique(ids)}))
         try:
-            cols = ", ".join(quote_ident(c) for c in (*table.columns, ROW_ID))
+            cols = capture_list(table.columns, table.text_logged)
             rows = self.cur.sql(
                 f"SELECT {cols} FROM {storage_table(table.table_id)} "
                 f"WHERE {ROW_ID} IN (SELECT {ROW_ID} FROM {name}) ORDER BY {ROW_ID}"
@@ -776,6 +857,16 @@ class Session:
         finally:
             self.cur.unregister(name)
         return rows.cast(captured.schema)
+
+    def _check_intervals(self, table: TableInfo, row_ids: pa.ChunkedArray) -> None:
+        name = f"_asof_ids_{id(row_ids)}"
+        self.cur.register(name, pa.table({ROW_ID: row_ids}))
+        try:
+            logtypes.check_intervals(
+                self.cur, table.table_id, table.intervals, f"SELECT {ROW_ID} FROM {name}"
+            )
+        finally:
+            self.cur.unregister(name)
 
     def _copy_history_first(self, plan: DmlPlan, params: Any) -> bool:
         """Run `plan.history` (the old versions to history, before the statement); False

@@ -42,10 +42,13 @@ SESSION_SETTINGS = frozenset(
     }
 )
 
+#: Where names without a schema are looked up. Accepted when every schema named is one of
+#: the user's own in this database (queryapi/sql/schemas.py checks them), and kept by the
+#: session too, so the SQL front resolves names as DuckDB does.
+PATH_SETTINGS = frozenset({"search_path", "schema"})
+
 #: Why some settings users reach for are refused, for the error message.
 _REFUSED_WHY = {
-    "search_path": "asof keeps user objects in the main schema",
-    "schema": "asof keeps user objects in the main schema",
     "integer_division": "it changes what expressions compute, and a CHECK is judged again "
     "on every replay of the log",
     "ieee_floating_point_ops": "it changes what expressions compute, and a CHECK is judged "
@@ -74,6 +77,8 @@ class Setting:
     value_sql: str | None = None  # a variable's value expression, for the guard to check
     #: For a setting asof keeps itself (not run on DuckDB): the value, upper case.
     kept: str | None = None
+    #: For `schema` and `search_path`: the schemas named, in order (empty on RESET).
+    path: tuple[str, ...] | None = None
 
 
 def parse(st: Statement) -> Setting:
@@ -100,6 +105,21 @@ def parse(st: Statement) -> Setting:
     if name == INVALIDATION_POLICY:
         value = INVALIDATION_POLICIES[0] if reset else _policy(st, toks, i + 1)
         return Setting("", name, reset=reset, variable=False, kept=value)
+    if name in PATH_SETTINGS:
+        if reset:
+            return Setting("RESET SESSION search_path", name, True, False, path=())
+        text = unquote(_value(st, toks, i + 1, f"SET {name}").strip("'"))
+        path = tuple(unquote(p.strip()) for p in text.split(",") if p.strip())
+        if not path or (name == "schema" and len(path) > 1):
+            raise NotSupportedError(f"SET {name} needs a schema's name")
+        quoted = ",".join('"' + p.replace('"', '""') + '"' for p in path)
+        return Setting(
+            f"SET SESSION search_path = '{quoted.replace(chr(39), chr(39) * 2)}'",
+            "search_path",
+            False,
+            False,
+            path=path,
+        )
     _allowed(name, verb)
     if reset:
         return Setting(f"RESET SESSION {name}", name, reset=True, variable=False)
