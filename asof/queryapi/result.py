@@ -33,6 +33,15 @@ class Result:
         if rel is None:
             return cls.empty()
         types = [str(t) for t in rel.types]
+        if any(t in _AS_TEXT for t in types):
+            rel = rel.project(
+                ", ".join(
+                    f"CAST(#{i + 1} AS VARCHAR) AS {_ident(n)}"
+                    if t in _AS_TEXT
+                    else f"#{i + 1} AS {_ident(n)}"
+                    for i, (n, t) in enumerate(zip(rel.columns, types, strict=True))
+                )
+            )
         return cls(rel.to_arrow_table(), types=types)
 
     @property
@@ -123,6 +132,30 @@ def _unconvertible(schema: pa.Schema, index: int | None, exc: BaseException, to:
     )
 
 
+#: Types Arrow would give other values for (TIME WITH TIME ZONE without its offset, BIT as
+#: DuckDB's internal bytes): results carry their text, and fetches convert it as DuckDB's
+#: own client does (a time with its offset; BIT is a string there too).
+_AS_TEXT = frozenset({"TIME WITH TIME ZONE", "BIT"})
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _timetz(text: str) -> datetime.time | str:
+    """DuckDB's text of a TIME WITH TIME ZONE ('23:59:59.123456-07:30') as Python's; like
+    DuckDB's client, the text itself when Python has no such time (24:00:00)."""
+    cut = max(text.rfind("+"), text.rfind("-"))
+    clock, offset = text[:cut], text[cut:]
+    sign = -1 if offset[:1] == "-" else 1
+    try:
+        parts = [int(p) for p in offset[1:].split(":")] + [0, 0]
+        delta = datetime.timedelta(hours=parts[0], minutes=parts[1], seconds=parts[2])
+        return datetime.time.fromisoformat(clock).replace(tzinfo=datetime.timezone(sign * delta))
+    except ValueError:
+        return text
+
+
 def _interval(v: Any) -> datetime.timedelta:
     # As DuckDB's Python client does: a month counts 30 days.
     return datetime.timedelta(days=v.months * 30 + v.days, microseconds=v.nanoseconds // 1000)
@@ -139,6 +172,8 @@ def _converters(types: Sequence[str]) -> dict[int, Callable[[Any], Any]]:
             out[i] = dict
         elif t == "INTERVAL":
             out[i] = _interval
+        elif t == "TIME WITH TIME ZONE":
+            out[i] = _timetz
         elif t in ("HUGEINT", "UHUGEINT"):
             out[i] = int
     return out

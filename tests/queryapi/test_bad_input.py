@@ -72,10 +72,11 @@ BAD_SQL = [
     "SELECT * FROM read_csv('/etc/passwd')",
     "INSTALL httpfs",
     "LOAD httpfs",
-    "SET threads = 1",
+    "SET memory_limit = '1GB'",
     "PRAGMA enable_profiling",
     "CREATE TEMP MACRO nextval(x) AS 1",
     "CREATE SCHEMA _asof_mine",
+    "CREATE TABLE fk (j INT REFERENCES t (k))",
     "CREATE TABLE missing_schema.t (i INT)",
     "DROP SCHEMA main",
 ]

@@ -368,8 +368,8 @@ def test_refusals_name_the_statement_as_written(target):
     db = target.a
     with pytest.raises(NotSupportedError, match="^USE other is refused"):
         db.sql("USE other")
-    for sql, verb in [("RESET threads", "RESET"), ("SET threads = 1", "SET")]:
-        with pytest.raises(NotSupportedError, match=f"^{verb} threads is refused"):
+    for sql, verb in [("RESET memory_limit", "RESET"), ("SET memory_limit = '1GB'", "SET")]:
+        with pytest.raises(NotSupportedError, match=f"^{verb} memory_limit is refused"):
             db.sql(sql)
     with target.a.as_of(target.ts_versions) as h:
         with pytest.raises(AsofError, match="^USE is not allowed"):

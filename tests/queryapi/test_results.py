@@ -48,3 +48,21 @@ def test_returning_converts_like_duckdb(cluster) -> None:
     assert db.sql(insert + " RETURNING m, u, n + 1").fetchall() == expected
     update = "UPDATE t SET n = n + 1 RETURNING *"
     assert db.sql(update).fetchall() == ref.execute(update).fetchall()
+
+
+def test_time_with_time_zone_and_bit_results_convert_as_duckdb_does(cluster):
+    """Arrow drops a TIMETZ's offset and holds a BIT as DuckDB's internal bytes: results
+    carry their text, and fetches give what DuckDB's own client gives."""
+    import duckdb
+
+    db = cluster.create_database("d")
+    sql = (
+        "SELECT '12:00:00+05'::TIMETZ a, '0101'::BIT b, '00:00:00+15:59:59'::TIMETZ c, "
+        "'23:59:59.123456-07:30'::TIMETZ d, 1 AS a, NULL::TIMETZ e, "
+        "'24:00:00-15:59:59'::TIMETZ f"
+    )
+    assert db.sql(sql).fetchall() == duckdb.sql(sql).fetchall()
+    assert db.sql(sql).columns == ["a", "b", "c", "d", "a", "e", "f"]
+    db.sql("CREATE TABLE t (a TIMETZ, b BIT)")
+    db.sql("INSERT INTO t VALUES ('01:00:00+02', '101')")
+    assert db.sql("SELECT b, a::VARCHAR FROM t").fetchall() == [("101", "01:00:00+02")]

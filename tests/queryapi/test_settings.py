@@ -49,9 +49,9 @@ def test_spellings_of_an_allowed_setting(db, sql):
     "sql",
     [
         "SET GLOBAL default_null_order = 'nulls_first'",
-        "SET threads = 1",
-        "PRAGMA threads = 1",
         "SET memory_limit = '1GB'",
+        "SET GLOBAL memory_limit = '1GB'",
+        "PRAGMA memory_limit = '1GB'",
         "SET allowed_directories = ['/']",
         "SET \"allowed_directories\" = ['/']",
         "RESET allowed_directories",
@@ -193,3 +193,24 @@ def test_current_setting_reads_only_the_sessions_own_settings(db):
     ):
         with pytest.raises(NotSupportedError):
             db.sql(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET threads = 1",
+        "PRAGMA threads = 2",
+        "SET GLOBAL threads = 1",
+        "RESET threads",
+        "SET disabled_optimizers = 'join_order,build_side_probe_side'",
+        "RESET disabled_optimizers",
+        "SET enable_macro_dependencies = true",
+        "SET wal_autocheckpoint = '1GB'",
+    ],
+)
+def test_database_settings_apply_to_the_database_and_change_no_data(cluster, db, sql):
+    before = user_state(db)
+    db.sql(sql)
+    assert user_state(db) == before
+    assert keys(db) == [1, 3, None]
+    assert cluster.check(deep=True) == []

@@ -346,6 +346,8 @@ class Session:
             raise
         except BaseException as exc:
             raise self._error(exc) from None
+        if setting.shared:  # the instance keeps it, whichever cursor the session moves to
+            return Result.empty()
         key = (setting.variable, setting.name)
         if setting.reset:
             self._settings.pop(key, None)

@@ -42,6 +42,22 @@ SESSION_SETTINGS = frozenset(
     }
 )
 
+#: Settings DuckDB keeps for a whole instance that change only how fast or how strictly
+#: the database works, never a value it stores: accepted for the database (its instance
+#: serves every session of it, as a DuckDB database's serves every connection), until the
+#: database is next opened. Dependency tracking only refuses more DROPs: a replay, which
+#: runs without it, never meets a DROP the live database refused.
+DATABASE_SETTINGS = frozenset(
+    {
+        "threads",
+        "disabled_optimizers",
+        "wal_autocheckpoint",  # when DuckDB folds the projection file's own WAL
+        "max_vacuum_tasks",
+        "enable_macro_dependencies",
+        "enable_view_dependencies",
+    }
+)
+
 #: Where names without a schema are looked up. Accepted when every schema named is one of
 #: the user's own in this database (queryapi/sql/schemas.py checks them), and kept by the
 #: session too, so the SQL front resolves names as DuckDB does.
@@ -79,6 +95,8 @@ class Setting:
     kept: str | None = None
     #: For `schema` and `search_path`: the schemas named, in order (empty on RESET).
     path: tuple[str, ...] | None = None
+    #: A setting of the database's instance (DATABASE_SETTINGS), not of the session.
+    shared: bool = False
 
 
 def parse(st: Statement) -> Setting:
@@ -94,9 +112,12 @@ def parse(st: Statement) -> Setting:
     if i < len(toks) and toks[i].upper == "SESSION":
         i += 1
     elif i < len(toks) and toks[i].upper == "GLOBAL":
-        raise NotSupportedError(
-            f"{verb} GLOBAL is refused: a setting applies to one session in asof; drop GLOBAL"
-        )
+        i += 1
+        if i >= len(toks) or unquote(toks[i].text).lower() not in DATABASE_SETTINGS:
+            raise NotSupportedError(
+                f"{verb} GLOBAL is refused: a setting applies to one session in asof (or, "
+                f"for {', '.join(sorted(DATABASE_SETTINGS))}, to its database); drop GLOBAL"
+            )
     if i < len(toks) and toks[i].upper == "VARIABLE":
         return _variable(st, toks, i + 1, reset)
     if i >= len(toks):
@@ -120,6 +141,11 @@ def parse(st: Statement) -> Setting:
             False,
             path=path,
         )
+    if name in DATABASE_SETTINGS:
+        if reset:
+            return Setting(f"RESET GLOBAL {name}", name, reset=True, variable=False, shared=True)
+        value = _value(st, toks, i + 1, f"SET {name}")
+        return Setting(f"SET GLOBAL {name} = {value}", name, False, False, shared=True)
     _allowed(name, verb)
     if reset:
         return Setting(f"RESET SESSION {name}", name, reset=True, variable=False)
@@ -135,8 +161,10 @@ def _pragma(st: Statement, toks: list[Token]) -> Setting:
             "setting; for table information query pragma_table_info('t')"
         )
     name = unquote(toks[1].text).lower()
-    _allowed(name, "PRAGMA")
     value = _rest(st, toks, 3)
+    if name in DATABASE_SETTINGS:
+        return Setting(f"SET GLOBAL {name} = {value}", name, False, False, shared=True)
+    _allowed(name, "PRAGMA")
     return Setting(f"SET SESSION {name} = {value}", name, reset=False, variable=False)
 
 
