@@ -334,6 +334,7 @@ class AsOf:
 
     def close(self) -> None:
         if self._source is not None:
+            self._session.settle_result()  # its cursor may go back to a pool
             source, self._source = self._source, None
             source.close()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import duckdb
@@ -12,14 +14,36 @@ import pyarrow as pa
 
 from asof.queryapi.errors import DataError, ProgrammingError
 
+#: Rows per batch a streaming result reads from DuckDB at a time.
+BATCH_ROWS = 65_536
+
 
 class Result:
-    """A materialised result: rows as Arrow, with DB-API style fetch methods on top."""
+    """A query's rows as Arrow, with DB-API style fetch methods on top.
+
+    A query's result streams: DuckDB produces batches as fetches ask for them, so
+    `fetchone()` of a large result reads one batch, not the whole result. Whatever needs
+    every row (`fetchall`, `arrow`, `df`, `len`) reads the rest, and so does the next
+    statement on the same handle (DuckDB runs one result per connection at a time): rows
+    not fetched yet stay fetchable after it.
+    """
 
     def __init__(
-        self, table: pa.Table | None, *, rowcount: int = -1, types: Sequence[str] | None = None
+        self,
+        table: pa.Table | None,
+        *,
+        rowcount: int = -1,
+        types: Sequence[str] | None = None,
+        reader: pa.RecordBatchReader | None = None,
+        lock: AbstractContextManager[Any] | None = None,
     ) -> None:
         self._built = table
+        self._reader = reader
+        #: A streamed result's schema, kept for when it turns out to have no rows.
+        self._stream_schema = reader.schema if reader is not None else None
+        self._lock = lock if lock is not None else contextlib.nullcontext()
+        self._batches: list[pa.RecordBatch] = []
+        self._read_rows = 0
         self._pos = 0
         self.rowcount = rowcount
         #: DuckDB's name of each column's type (UUID and JSON are plain strings in Arrow).
@@ -28,8 +52,14 @@ class Result:
         self._convert = _converters(types) if types else {}
 
     @classmethod
-    def of(cls, rel: duckdb.DuckDBPyRelation | None) -> Result:
-        """A query's result, typed the way DuckDB's own fetchall types it."""
+    def of(
+        cls,
+        rel: duckdb.DuckDBPyRelation | None,
+        *,
+        lock: AbstractContextManager[Any] | None = None,
+    ) -> Result:
+        """A query's result, typed the way DuckDB's own fetchall types it, streaming its
+        rows (`lock` is held while a fetch reads from the connection)."""
         if rel is None:
             return cls.empty()
         types = [str(t) for t in rel.types]
@@ -42,12 +72,62 @@ class Result:
                     for i, (n, t) in enumerate(zip(rel.columns, types, strict=True))
                 )
             )
-        return cls(rel.to_arrow_table(), types=types)
+        return cls(None, types=types, reader=rel.to_arrow_reader(BATCH_ROWS), lock=lock)
+
+    @property
+    def streaming(self) -> bool:
+        """Rows are still to be read from DuckDB."""
+        return self._reader is not None
+
+    def _read_until(self, rows: int | None) -> None:
+        """Read batches until `rows` rows are in (None: all of them)."""
+        if self._reader is None:
+            return
+        with self._lock:
+            while self._reader is not None and (rows is None or self._read_rows < rows):
+                try:
+                    batch = self._reader.read_next_batch()
+                except StopIteration:
+                    self._finish()
+                    break
+                except (duckdb.Error, pa.ArrowException, OSError) as exc:
+                    self._finish()
+                    raise _stream_error(exc) from None
+                self._batches.append(batch)
+                self._read_rows += batch.num_rows
+
+    def _finish(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    def drain(self) -> None:
+        """Read every row still in DuckDB, so the connection is free for another query."""
+        self._read_until(None)
+
+    @property
+    def _schema(self) -> pa.Schema:
+        if self._built is not None:
+            return self._built.schema
+        if self._stream_schema is not None:
+            return self._stream_schema
+        return self._table.schema
+
+    def _so_far(self) -> pa.Table:
+        """The rows read so far, as one table (zero-copy over the batches)."""
+        if self._built is not None or self._stream_schema is None:
+            return self._table
+        return pa.Table.from_batches(self._batches, self._stream_schema)
 
     @property
     def _table(self) -> pa.Table:
-        if self._built is None:  # a row count: most callers never look at it as a table
-            self._built = pa.table({"Count": pa.array([self.rowcount], pa.int64())})
+        if self._built is None:
+            if self._stream_schema is not None:
+                self.drain()
+                self._built = pa.Table.from_batches(self._batches, self._stream_schema)
+                self._batches = []
+            else:  # a row count: most callers never look at it as a table
+                self._built = pa.table({"Count": pa.array([self.rowcount], pa.int64())})
         return self._built
 
     @classmethod
@@ -61,11 +141,11 @@ class Result:
 
     @property
     def columns(self) -> list[str]:
-        return list(self._table.column_names)
+        return list(self._schema.names)
 
     @property
     def description(self) -> list[tuple]:
-        return [(f.name, str(f.type), None, None, None, None, None) for f in self._table.schema]
+        return [(f.name, str(f.type), None, None, None, None, None) for f in self._schema]
 
     def arrow(self) -> pa.Table:
         return self._table
@@ -77,7 +157,10 @@ class Result:
             raise _unconvertible(self._table.schema, None, exc, "pandas") from None
 
     def _rows(self, start: int, stop: int) -> list[tuple[Any, ...]]:
-        part = self._table.slice(start, max(0, stop - start))
+        self._read_until(stop)
+        have = self._so_far()
+        stop = min(stop, have.num_rows)
+        part = have.slice(start, max(0, stop - start))
         cols = []
         for i, column in enumerate(part.columns):
             try:
@@ -98,7 +181,7 @@ class Result:
     def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ProgrammingError(f"fetchmany(size) takes a whole number >= 0, not {size!r}")
-        rows = self._rows(self._pos, self._pos + min(size, self._table.num_rows))
+        rows = self._rows(self._pos, self._pos + size)
         self._pos += len(rows)
         return rows
 
@@ -114,7 +197,37 @@ class Result:
         return self._table.num_rows
 
     def __repr__(self) -> str:
+        if self._reader is not None:
+            return f"<Result streaming, {len(self._schema)} columns>"
         return f"<Result {self._table.num_rows} rows × {self._table.num_columns} columns>"
+
+
+#: DuckDB's error names, as a failure inside an Arrow stream reports them (the stream
+#: raises an OSError carrying DuckDB's message), mapped back to DuckDB's exceptions.
+_DUCKDB_ERRORS = {
+    "Invalid Input Error": duckdb.InvalidInputException,
+    "Conversion Error": duckdb.ConversionException,
+    "Out of Range Error": duckdb.OutOfRangeException,
+    "Constraint Error": duckdb.ConstraintException,
+    "Binder Error": duckdb.BinderException,
+    "Catalog Error": duckdb.CatalogException,
+    "Not implemented Error": duckdb.NotImplementedException,
+    "INTERRUPT Error": duckdb.InterruptException,
+    "Out of Memory Error": duckdb.OutOfMemoryException,
+}
+
+
+def _stream_error(exc: BaseException) -> Exception:
+    """The asof error for a failure while a result streams."""
+    from asof.queryapi.translate import translate
+
+    if not isinstance(exc, duckdb.Error):
+        text = str(exc)
+        for prefix, kind in _DUCKDB_ERRORS.items():
+            if text.startswith(prefix):
+                exc = kind(text)
+                break
+    return translate(exc)
 
 
 def _unconvertible(schema: pa.Schema, index: int | None, exc: BaseException, to: str) -> DataError:

@@ -66,3 +66,45 @@ def test_time_with_time_zone_and_bit_results_convert_as_duckdb_does(cluster):
     db.sql("CREATE TABLE t (a TIMETZ, b BIT)")
     db.sql("INSERT INTO t VALUES ('01:00:00+02', '101')")
     assert db.sql("SELECT b, a::VARCHAR FROM t").fetchall() == [("101", "01:00:00+02")]
+
+
+def test_results_stream_until_a_fetch_needs_every_row(cluster):
+    from asof.queryapi.result import BATCH_ROWS
+
+    db = cluster.create_database("d")
+    db.sql("CREATE TABLE t AS SELECT range AS i FROM range(1000000)")
+    r = db.sql("SELECT i FROM t ORDER BY i")
+    assert r.fetchone() == (0,) and r.streaming
+    assert r._read_rows <= BATCH_ROWS  # one batch read, not the million rows
+    assert r.fetchmany(3) == [(1,), (2,), (3,)]
+    assert r.columns == ["i"] and "streaming" in repr(r)
+    db.sql("INSERT INTO t VALUES (-1)")  # the next statement reads the rest first
+    assert not r.streaming
+    assert r.fetchone() == (4,)
+    assert len(r) == 1_000_000
+    assert len(r.fetchall()) == 1_000_000 - 5
+
+
+def test_an_error_while_streaming_is_an_asof_error(cluster):
+    from asof import AsofError
+
+    db = cluster.create_database("d")
+    r = db.sql(
+        "SELECT CASE WHEN range > 200000 THEN error('late') ELSE range END FROM range(300000)"
+    )
+    with pytest.raises(AsofError, match="late"):
+        r.fetchall()
+    assert db.sql("SELECT 1").fetchall() == [(1,)]  # the handle goes on
+
+
+def test_an_as_of_handle_closed_mid_stream_keeps_the_rows(cluster):
+    db = cluster.create_database("d")
+    db.sql("CREATE TABLE t AS SELECT range AS i FROM range(200000)")
+    ts = list(db.transactions())[-1].ts.physical
+    past = db.as_of(ts)
+    r = past.sql("SELECT i FROM t")
+    assert r.fetchone() is not None
+    past.close()
+    assert len(r) == 200000
+    again = db.as_of(ts)  # a pooled cursor is free to serve the next handle
+    assert again.sql("SELECT count(*) FROM t").fetchall() == [(200000,)]

@@ -700,7 +700,7 @@ REFUSED = [
     "COPY p TO '{tmp}/out.csv'",
     "INSTALL json",
     "LOAD json",
-    "SET threads = 2",
+    "SET memory_limit = '1GB'",
     "PRAGMA enable_progress_bar",
     "SELECT * FROM read_csv('/etc/passwd')",
     "INSERT INTO p SELECT 1, 1, * FROM read_csv('/etc/passwd', columns = {{'a': 'VARCHAR'}})",

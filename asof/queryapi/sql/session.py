@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -114,6 +115,7 @@ class Session:
         self.cur = runtime.projection.cursor()
         self._generation = runtime.generation
         self._lock = threading.RLock()
+        self._open_result: weakref.ref[Result] | None = None  # may stream from self.cur
         self._explicit = False  # BEGIN ran and no COMMIT or ROLLBACK yet (failed or not)
         self._holding = False
         self._failed: str | None = None  # why the open transaction failed
@@ -152,6 +154,7 @@ class Session:
 
     def _execute(self, sql: str, params: Any) -> Result:
         with self._lock:
+            self.settle_result()
             if self.rt is not None and self.rt.gone is not None:
                 raise ProgrammingError(self.rt.gone)
             stmts = split(sql)
@@ -186,6 +189,7 @@ class Session:
         pending: list[int] = []  # in the open transaction
         for i, st in enumerate(stmts, start=1):
             try:
+                self.settle_result()  # an earlier statement's rows, read before this one
                 result = self._run(st, None)
             except AsofError as exc:
                 raise txn_control.describe_batch(
@@ -198,6 +202,20 @@ class Session:
                     committed.extend(pending)
                 pending = []
         return result
+
+    def _stream(self, rel: duckdb.DuckDBPyRelation) -> Result:
+        """A read's result, streaming from this session's cursor until the next statement."""
+        result = Result.of(rel, lock=self._lock)
+        self._open_result = weakref.ref(result)  # one nobody holds closes with its reader
+        return result
+
+    def settle_result(self) -> None:
+        """Read the rest of the last result still streaming from the cursor: DuckDB runs one
+        result per connection at a time. Its rows stay fetchable."""
+        ref, self._open_result = self._open_result, None
+        result = ref() if ref is not None else None
+        if result is not None:
+            result.drain()
 
     def _follow_projection(self) -> None:
         """Move to the runtime's current projection if it was replaced (a hosted clone state
@@ -239,6 +257,10 @@ class Session:
 
     def close(self) -> None:
         with self._lock:
+            try:
+                self.settle_result()
+            except AsofError:
+                pass  # the rows it could not read are lost with the handle
             if self._holding or self._has_read:
                 self._abort()
             self._end_explicit()
@@ -542,7 +564,7 @@ class Session:
                 self._use_current_projection()  # catching up may have reopened it
             elif not self._holding and not self._has_read:
                 self._open_snapshot()
-            return Result.of(self.cur.sql(st.sql, params=params))
+            return self._stream(self.cur.sql(st.sql, params=params))
         except BaseException as exc:
             err = self._error(exc)
             if self._explicit and self._fails_transaction(st, err):
@@ -587,7 +609,7 @@ class Session:
             return result
         if t in READ_TYPES:  # a query that moves a sequence, or one the guard could not bind
             mark = self.row_id_mark()
-            result = Result.of(self.cur.sql(st.sql, params=params))
+            result = _whole(self.cur.sql(st.sql, params=params))  # it runs before the commit
             self._keep_row_ids(mark)
             return result
         self.cur.execute(st.sql, params)
@@ -602,7 +624,7 @@ class Session:
             temporary.refuse_shadowing(self.cur, st)
         self.guard.check(self.cur, st.sql, params)
         mark = self.row_id_mark()
-        result = Result.of(self.cur.sql(st.sql, params=params))
+        result = _whole(self.cur.sql(st.sql, params=params))
         self._keep_row_ids(mark)
         self._temps = self._temps or creates
         return result
@@ -1306,6 +1328,7 @@ class ReadOnlySession(Session):
         self.guard = guard
         self._why = why
         self._lock = threading.RLock()
+        self._open_result: weakref.ref[Result] | None = None  # may stream from self.cur
         self._explicit = False
         self._holding = False
         self._failed = None
@@ -1334,7 +1357,7 @@ class ReadOnlySession(Session):
                         f"read-only handle does not run it: {self._why}"
                     )
                 try:
-                    return Result.of(self.cur.sql(st.sql, params=params))
+                    return self._stream(self.cur.sql(st.sql, params=params))
                 except BaseException as exc:
                     raise self._error(exc) from None
             raise ReadOnlyError(f"{st.verb} is not allowed: {self._why}")
@@ -1368,11 +1391,22 @@ class ReadOnlySession(Session):
 
     def close(self) -> None:
         with self._lock:
+            try:
+                self.settle_result()
+            except AsofError:
+                pass  # the rows it could not read are lost with the handle
             self._end_explicit()
             try:
                 self.cur.close()
             except duckdb.Error:
                 pass
+
+
+def _whole(rel: duckdb.DuckDBPyRelation | None) -> Result:
+    """A result read to its end now: the write path goes on using the cursor."""
+    result = Result.of(rel)
+    result.drain()
+    return result
 
 
 def _rollback(cur: duckdb.DuckDBPyConnection) -> None:

@@ -129,8 +129,7 @@ def parse(st: Statement) -> Setting:
     if name in PATH_SETTINGS:
         if reset:
             return Setting("RESET SESSION search_path", name, True, False, path=())
-        text = unquote(_value(st, toks, i + 1, f"SET {name}").strip("'"))
-        path = tuple(unquote(p.strip()) for p in text.split(",") if p.strip())
+        path = _path(_value(st, toks, i + 1, f"SET {name}"))
         if not path or (name == "schema" and len(path) > 1):
             raise NotSupportedError(f"SET {name} needs a schema's name")
         quoted = ",".join('"' + p.replace('"', '""') + '"' for p in path)
@@ -180,6 +179,24 @@ def _variable(st: Statement, toks: list[Token], i: int, reset: bool) -> Setting:
         return Setting(st.sql, name, reset=True, variable=True)
     value = _value(st, toks, i + 1, f"SET VARIABLE {name}")
     return Setting(st.sql, name, reset=False, variable=True, value_sql=value)
+
+
+def _path(value: str) -> tuple[str, ...]:
+    """The schemas of a search path value: a string ('a,"B c"') or a bare name."""
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1].replace("''", "'")
+    parts, current, quoted = [], "", False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return tuple(unquote(p.strip()) for p in parts if p.strip())
 
 
 def _policy(st: Statement, toks: list[Token], j: int) -> str:
