@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from asof.queryapi.errors import DataError, ProgrammingError
+from asof.queryapi.errors import AsofError, DataError, InterfaceError, ProgrammingError
 
 #: Rows per batch a streaming result reads from DuckDB at a time.
 BATCH_ROWS = 65_536
@@ -156,6 +156,76 @@ class Result:
         except (OverflowError, ValueError, NotImplementedError, pa.ArrowException) as exc:
             raise _unconvertible(self._table.schema, None, exc, "pandas") from None
 
+    def pl(self) -> Any:
+        """The rows as a polars DataFrame (polars is not a dependency of asof)."""
+        try:
+            import polars
+        except ImportError:
+            raise InterfaceError(
+                "Result.pl() needs polars: pip install polars (or use .arrow() or .df())"
+            ) from None
+        return polars.from_arrow(self._table)
+
+    def fetchnumpy(self) -> dict[str, Any]:
+        """Every column as a NumPy array, by name, as DuckDB's fetchnumpy gives them."""
+        try:
+            return {
+                name: column.to_numpy()
+                for name, column in zip(self._table.column_names, self._table.columns, strict=True)
+            }
+        except (OverflowError, ValueError, NotImplementedError, pa.ArrowException) as exc:
+            raise _unconvertible(self._table.schema, None, exc, "NumPy") from None
+
+    def fetch_record_batch(self, rows_per_batch: int = BATCH_ROWS) -> pa.RecordBatchReader:
+        """The rows not fetched yet as an Arrow stream of batches of `rows_per_batch` rows.
+        It reads from DuckDB as it is read, like the result's own fetches."""
+        if isinstance(rows_per_batch, bool) or not isinstance(rows_per_batch, int):
+            raise ProgrammingError("rows_per_batch takes a whole number > 0")
+        if rows_per_batch <= 0:
+            raise ProgrammingError("rows_per_batch takes a whole number > 0")
+        start = self._pos
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            pos = start
+            while True:
+                self._read_until(pos + rows_per_batch)
+                have = self._so_far()
+                if pos >= have.num_rows:
+                    return
+                part = have.slice(pos, rows_per_batch)
+                pos += part.num_rows
+                self._pos = pos
+                yield from part.combine_chunks().to_batches(rows_per_batch)
+
+        return pa.RecordBatchReader.from_batches(self._schema, batches())
+
+    def show(self, max_rows: int = 20) -> None:
+        """Print the first rows as a table (reading only those from DuckDB)."""
+        print(self._preview(max_rows))
+
+    def _preview(self, max_rows: int) -> str:
+        self._read_until(max_rows + 1)
+        have = self._so_far()
+        shown = have.slice(0, max_rows)
+        names = shown.column_names
+        rows = [["NULL" if v is None else str(v) for v in r] for r in self._rows(0, shown.num_rows)]
+        widths = [max([len(n), *(len(r[i]) for r in rows)]) for i, n in enumerate(names)]
+        line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+        out = [
+            line,
+            "| " + " | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)) + " |",
+            line,
+        ]
+        out += [
+            "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |"
+            for r in rows
+        ]
+        out.append(line)
+        more = have.num_rows > max_rows or self._reader is not None
+        total = "more rows" if self._reader is not None else f"{have.num_rows} rows"
+        out.append(f"{total} ({shown.num_rows} shown)" if more else f"{have.num_rows} rows")
+        return "\n".join(out)
+
     def _rows(self, start: int, stop: int) -> list[tuple[Any, ...]]:
         self._read_until(stop)
         have = self._so_far()
@@ -197,9 +267,14 @@ class Result:
         return self._table.num_rows
 
     def __repr__(self) -> str:
-        if self._reader is not None:
-            return f"<Result streaming, {len(self._schema)} columns>"
-        return f"<Result {self._table.num_rows} rows × {self._table.num_columns} columns>"
+        if self._built is None and self._stream_schema is None:
+            return f"<Result rowcount={self.rowcount}>" if self.rowcount >= 0 else "<Result>"
+        if not self._schema.names:
+            return "<Result 0 columns>"
+        try:
+            return self._preview(10)
+        except AsofError as exc:
+            return f"<Result: {exc}>"
 
 
 #: DuckDB's error names, as a failure inside an Arrow stream reports them (the stream

@@ -77,7 +77,7 @@ def test_results_stream_until_a_fetch_needs_every_row(cluster):
     assert r.fetchone() == (0,) and r.streaming
     assert r._read_rows <= BATCH_ROWS  # one batch read, not the million rows
     assert r.fetchmany(3) == [(1,), (2,), (3,)]
-    assert r.columns == ["i"] and "streaming" in repr(r)
+    assert r.columns == ["i"] and "more rows" in repr(r)
     db.sql("INSERT INTO t VALUES (-1)")  # the next statement reads the rest first
     assert not r.streaming
     assert r.fetchone() == (4,)
@@ -108,3 +108,33 @@ def test_an_as_of_handle_closed_mid_stream_keeps_the_rows(cluster):
     assert len(r) == 200000
     again = db.as_of(ts)  # a pooled cursor is free to serve the next handle
     assert again.sql("SELECT count(*) FROM t").fetchall() == [(200000,)]
+
+
+def test_numpy_record_batches_show_and_repr(cluster, capsys):
+    from asof import InterfaceError, ProgrammingError
+
+    db = cluster.create_database("d")
+    db.sql("CREATE TABLE t AS SELECT range AS i, 'x' || range AS s FROM range(100)")
+    arrays = db.sql("SELECT * FROM t ORDER BY i").fetchnumpy()
+    assert arrays["i"][:3].tolist() == [0, 1, 2] and list(arrays) == ["i", "s"]
+    r = db.sql("SELECT i FROM t ORDER BY i")
+    assert r.fetchone() == (0,)
+    batches = list(r.fetch_record_batch(30))  # the rows not fetched yet, streaming
+    assert [b.num_rows for b in batches] == [30, 30, 30, 9]
+    assert batches[0].column(0)[0].as_py() == 1
+    assert r.fetchone() is None
+    db.sql("SELECT * FROM t ORDER BY i LIMIT 2").show()
+    out = capsys.readouterr().out
+    assert "| i | s  |" in out and "| 1 | x1 |" in out and "2 rows" in out
+    text = repr(db.sql("SELECT * FROM t ORDER BY i"))
+    assert "| 9 | x9 |" in text and "more rows" in text
+    assert repr(db.sql("INSERT INTO t VALUES (1, NULL)")) == "<Result rowcount=1>"
+    with pytest.raises(ProgrammingError):
+        db.sql("SELECT 1").fetch_record_batch(0)
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        with pytest.raises(InterfaceError, match="pip install polars"):
+            db.sql("SELECT 1").pl()
+    else:
+        assert db.sql("SELECT 1 AS x").pl().to_dicts() == [{"x": 1}]
