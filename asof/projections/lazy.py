@@ -192,30 +192,21 @@ def base_ddl(
     return out
 
 
-def materialize(
-    con: duckdb.DuckDBPyConnection, table_id: int, *, empty: bool = False, unrenamed: bool = False
-) -> None:
-    """Turn a lazy table into a real one (copying its rows unless `empty`).
-
-    The rows go into a staging table that is then renamed; `unrenamed` copies them twice
-    instead (through a temporary table), for a transaction that may go on to drop the
-    table: DuckDB cannot commit a drop of a table renamed in the same transaction."""
+def materialize(con: duckdb.DuckDBPyConnection, table_id: int, *, empty: bool = False) -> None:
+    """Turn a lazy table into a real one (copying its rows unless `empty`)."""
     alias = lazy_alias(con, table_id)
     if alias is None:
         return
-    if unrenamed:
-        older = _materialize_unrenamed(con, alias, table_id, empty)
-    else:
-        staging = f"m{table_id}"
-        con.execute(base_ddl(con, alias, table_id, staging)[0])
-        older = _add_from_column(con, f"{STORAGE_SCHEMA}.{staging}")
-        if not empty:
-            con.execute(
-                f"INSERT INTO {STORAGE_SCHEMA}.{staging} BY NAME "
-                f"SELECT * FROM {storage_table(table_id)}"
-            )
-        con.execute(f"DROP VIEW {storage_table(table_id)}")
-        con.execute(f"ALTER TABLE {STORAGE_SCHEMA}.{staging} RENAME TO t{table_id}")
+    staging = f"m{table_id}"
+    con.execute(base_ddl(con, alias, table_id, staging)[0])
+    older = _add_from_column(con, f"{STORAGE_SCHEMA}.{staging}")
+    if not empty:
+        con.execute(
+            f"INSERT INTO {STORAGE_SCHEMA}.{staging} BY NAME "
+            f"SELECT * FROM {storage_table(table_id)}"
+        )
+    con.execute(f"DROP VIEW {storage_table(table_id)}")
+    con.execute(f"ALTER TABLE {STORAGE_SCHEMA}.{staging} RENAME TO t{table_id}")
     for sql in base_ddl(con, alias, table_id, f"t{table_id}")[1:]:  # its indexes
         con.execute(sql)
     if older:  # its user view was written for a table without the column
@@ -227,22 +218,6 @@ def materialize(
     con.execute(f"DROP TABLE IF EXISTS {delta_table(table_id)}")
     con.execute(f"DELETE FROM {LAZY_TABLE} WHERE table_id = ?", [table_id])
     con.execute(new_history_sql(table_id))
-
-
-def _materialize_unrenamed(
-    con: duckdb.DuckDBPyConnection, alias: str, table_id: int, empty: bool
-) -> bool:
-    stage = f"_asof_stage_{int(table_id)}"
-    if not empty:
-        con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {storage_table(table_id)}")
-    create = base_ddl(con, alias, table_id, f"t{table_id}")[0]
-    con.execute(f"DROP VIEW {storage_table(table_id)}")
-    con.execute(create)
-    older = _add_from_column(con, storage_table(table_id))
-    if not empty:
-        con.execute(f"INSERT INTO {storage_table(table_id)} BY NAME SELECT * FROM temp.{stage}")
-        con.execute(f"DROP TABLE temp.{stage}")
-    return older
 
 
 def _add_from_column(con: duckdb.DuckDBPyConnection, table: str) -> bool:

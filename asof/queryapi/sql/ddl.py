@@ -71,7 +71,7 @@ class Session(Protocol):
     @property
     def search_path(self) -> tuple[str, ...]: ...
 
-    def materialize(self, table_id: int, *, unrenamed: bool = False) -> None: ...
+    def materialize(self, table_id: int) -> None: ...
 
     def row_id_mark(self) -> int: ...
 
@@ -335,8 +335,8 @@ def _drop_schema(s: Session, st: Statement) -> Result:
 def _run_drop(s: Session, sql: str, event: Event, cascade: bool) -> None:
     """Run a DROP and log it. With CASCADE, DuckDB also drops the tables whose defaults
     call a sequence it drops, and the views that own one: each such table is logged as
-    dropped after the statement, so a replay drops the same tables. (A column of an ENUM type keeps its values, not the
-    type's name, so a dropped type takes no table with it.)
+    dropped after the statement, so a replay drops the same tables. (A column of an ENUM
+    type keeps its values, not the type's name, so a dropped type takes no table with it.)
 
     A table a clone still reads from a shared checkpoint is a view here, which DuckDB's
     CASCADE does not see, and making it a real table first would not help (DuckDB cannot

@@ -747,7 +747,7 @@ class Session:
         if event.kind != kinds.ROWS:
             self.rt.catalog_cache.clear()
             if self._path and event.kind != kinds.SEQUENCE_VALUE:  # replay resolves as here
-                path = ",".join('"' + p.replace('"', '""') + '"' for p in self._path)
+                path = settings.path_text(self._path)
                 event = Event(
                     event.kind,
                     event.table_id,
@@ -757,11 +757,11 @@ class Session:
                 )
         self._events.append(event)
 
-    def materialize(self, table_id: int, *, unrenamed: bool = False) -> None:
+    def materialize(self, table_id: int) -> None:
         """Copy a table a clone still shares into the clone before writing to it."""
         lazy = self._lazy_tables()
         if table_id in lazy:
-            materialize(self.cur, table_id, unrenamed=unrenamed)
+            materialize(self.cur, table_id)
             lazy.discard(table_id)
             self._barrier = True  # its rows' versions were never kept
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import attrs
 
 from asof.projections import versions
+from asof.projections.naming import quote_ident, quote_literal
 from asof.queryapi.errors import NotSupportedError
 from asof.queryapi.sql.statements import Statement, Token, unquote
 
@@ -132,9 +133,8 @@ def parse(st: Statement) -> Setting:
         path = _path(_value(st, toks, i + 1, f"SET {name}"))
         if not path or (name == "schema" and len(path) > 1):
             raise NotSupportedError(f"SET {name} needs a schema's name")
-        quoted = ",".join('"' + p.replace('"', '""') + '"' for p in path)
         return Setting(
-            f"SET SESSION search_path = '{quoted.replace(chr(39), chr(39) * 2)}'",
+            f"SET SESSION search_path = {quote_literal(path_text(path))}",
             "search_path",
             False,
             False,
@@ -179,6 +179,11 @@ def _variable(st: Statement, toks: list[Token], i: int, reset: bool) -> Setting:
         return Setting(st.sql, name, reset=True, variable=True)
     value = _value(st, toks, i + 1, f"SET VARIABLE {name}")
     return Setting(st.sql, name, reset=False, variable=True, value_sql=value)
+
+
+def path_text(path: tuple[str, ...]) -> str:
+    """A search path as DuckDB's `search_path` setting spells it: quoted names, commas."""
+    return ",".join(quote_ident(p) for p in path)
 
 
 def _path(value: str) -> tuple[str, ...]:
